@@ -1,0 +1,1 @@
+"""tether: a WebSocket orchestration server for human-in-the-loop AI agents."""
