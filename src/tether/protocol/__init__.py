@@ -2,8 +2,8 @@
 
 from tether.protocol.codec import DecodeLimits, check_metadata, decode, decode_server, encode
 from tether.protocol.errors import (
-    CloseCode,
     ClientAction,
+    CloseCode,
     ErrorCode,
     ProtocolError,
     close_action,
@@ -30,9 +30,33 @@ from tether.protocol.frames import (
 )
 
 __all__ = [
-    "EVENT_DATA", "AckFrame", "CancelFrame", "ClientAction", "ClientFrame", "CloseCode",
-    "DecodeLimits", "ErrorCode", "ErrorFrame", "EventFrame", "EventKind", "EventsFrame",
-    "HelloFrame", "Limits", "MessageFrame", "PingFrame", "Policy", "PongFrame",
-    "ProtocolError", "RespondFrame", "RetryFrame", "ServerFrame", "SnapshotFrame",
-    "WelcomeFrame", "check_metadata", "close_action", "decode", "decode_server", "encode",
+    "EVENT_DATA",
+    "AckFrame",
+    "CancelFrame",
+    "ClientAction",
+    "ClientFrame",
+    "CloseCode",
+    "DecodeLimits",
+    "ErrorCode",
+    "ErrorFrame",
+    "EventFrame",
+    "EventKind",
+    "EventsFrame",
+    "HelloFrame",
+    "Limits",
+    "MessageFrame",
+    "PingFrame",
+    "Policy",
+    "PongFrame",
+    "ProtocolError",
+    "RespondFrame",
+    "RetryFrame",
+    "ServerFrame",
+    "SnapshotFrame",
+    "WelcomeFrame",
+    "check_metadata",
+    "close_action",
+    "decode",
+    "decode_server",
+    "encode",
 ]

@@ -1,0 +1,197 @@
+"""The store contract: records, the unit-of-work transaction, and the store itself.
+
+Every state change and its events are written by one ``Store.write(fn)`` call: ``fn`` runs
+inside one transaction (a savepoint of a group commit), so either all of it lands or none.
+Every backend passes ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+RUN_ACTIVE = frozenset({"running", "waiting"})
+RUN_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str = "") -> str:
+    """A 128-bit id whose first 48 bits are the time in ms, so ids sort by creation."""
+    return f"{prefix}{now_ms():012x}{os.urandom(10).hex()}"
+
+
+class StoreError(Exception):
+    """Base of store failures that callers handle."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class VersionConflict(StoreError):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"stale version; current is {current}")
+        self.current = current
+
+
+class StoreUnavailable(StoreError):
+    """The store did not answer within its deadline, or its write queue is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    owner: str
+    title: str
+    agent: str
+    metadata: dict[str, Any]
+    policy: str
+    version: int
+    epoch: str
+    head_seq: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "agent": self.agent,
+            "metadata": self.metadata, "policy": self.policy, "owner": self.owner,
+            "version": self.version, "epoch": self.epoch, "head_seq": self.head_seq,
+            "status": self.status, "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    kind: str
+    data: dict[str, Any]
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    session_id: str
+    seq: int
+    epoch: str
+    ts: datetime
+    run_id: str | None
+    kind: str
+    data: dict[str, Any]
+
+    def to_frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {
+            "type": "event", "seq": self.seq, "epoch": self.epoch,
+            "ts": self.ts.isoformat(), "session_id": self.session_id,
+            "event": self.kind, "data": self.data,
+        }  # fmt: skip
+        if self.run_id is not None:
+            frame["run_id"] = self.run_id
+        return frame
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    session_id: str
+    message_id: str
+    command_id: str
+    prompt: str
+    status: str
+    attempt: int = 1
+    queue_seq: int = 0
+    error: dict[str, Any] | None = None
+    usage: dict[str, int] | None = None
+    checkpoint: str | None = None
+    lease_owner: str | None = None
+    lease_expires_ms: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def evolve(self, **changes: Any) -> RunRecord:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.id, "message_id": self.message_id, "status": self.status,
+            "attempt": self.attempt, "error": self.error, "usage": self.usage,
+            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    session_id: str
+    command_id: str
+    kind: str
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotData:
+    """Everything a snapshot needs, read in one consistent read transaction."""
+
+    session: SessionRecord
+    message_events: list[EventRecord]
+    runs: list[RunRecord]
+
+
+class StoreTx(Protocol):
+    """What one unit of work may do; every call joins the surrounding transaction."""
+
+    async def lock_session(self, session_id: str) -> SessionRecord | None: ...
+    async def insert_session(self, session: SessionRecord) -> None: ...
+    async def update_session(
+        self, session_id: str, expected_version: int | None, **fields: Any
+    ) -> SessionRecord: ...
+    async def delete_session(self, session_id: str) -> bool: ...
+    async def append(self, session_id: str, events: Sequence[NewEvent]) -> list[EventRecord]: ...
+    async def get_command(self, session_id: str, command_id: str) -> CommandRecord | None: ...
+    async def insert_command(self, command: CommandRecord) -> None: ...
+    async def insert_run(self, run: RunRecord) -> None: ...
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def update_run(
+        self, run_id: str, expect_status: frozenset[str] | None = None, **fields: Any
+    ) -> RunRecord | None: ...
+    async def runs_by_status(
+        self, session_id: str, statuses: frozenset[str]
+    ) -> list[RunRecord]: ...
+
+
+WriteFn = Callable[[StoreTx], Awaitable[T]]
+CommitHook = Callable[[Sequence[EventRecord]], None]
+
+
+class Store(Protocol):
+    """A durable home for sessions, their event logs, runs and command ids."""
+
+    async def start(self, on_commit: CommitHook) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def write(self, fn: WriteFn[T]) -> T: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def list_sessions(
+        self, owner: str, limit: int, before_id: str | None = None
+    ) -> list[SessionRecord]: ...
+    async def read_events(
+        self, session_id: str, after_seq: int, limit: int
+    ) -> list[EventRecord]: ...
+    async def read_snapshot(self, session_id: str) -> SnapshotData | None: ...
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def list_runs(self, session_id: str, limit: int) -> list[RunRecord]: ...
+    async def get_command(self, session_id: str, command_id: str) -> CommandRecord | None: ...
+    async def expired_runs(self, now_ms: int, limit: int) -> list[RunRecord]: ...

@@ -1,0 +1,181 @@
+"""One unit of work on a SQL connection: the ``StoreTx`` operations.
+
+``append`` assigns ``seq`` by bumping ``sessions.head_seq`` with ``UPDATE … RETURNING``: the
+row lock (Postgres) or the write lock (SQLite, ``BEGIN IMMEDIATE``) makes it atomic and a
+rollback leaves no gap. No database sequence is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tether.store.contract import (
+    CommandRecord,
+    EventRecord,
+    NewEvent,
+    NotFound,
+    RunRecord,
+    SessionRecord,
+    VersionConflict,
+    utcnow,
+)
+from tether.store.sql.tables import commands, events, runs, sessions
+
+SESSION_FIELDS = frozenset({"title", "agent", "metadata", "policy", "status", "epoch"})
+RUN_FIELDS = frozenset(
+    {"status", "attempt", "error", "usage", "checkpoint", "lease_owner", "lease_expires_ms"}
+)
+
+
+def session_from_row(row: Row[Any]) -> SessionRecord:
+    m = row._mapping
+    return SessionRecord(
+        id=m["id"], owner=m["owner"], title=m["title"], agent=m["agent"],
+        metadata=dict(m["metadata"]), policy=m["policy"], version=m["version"],
+        epoch=m["epoch"], head_seq=m["head_seq"], status=m["status"],
+        created_at=m["created_at"], updated_at=m["updated_at"],
+    )  # fmt: skip
+
+
+def run_from_row(row: Row[Any]) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"], session_id=m["session_id"], message_id=m["message_id"],
+        command_id=m["command_id"], prompt=m["prompt"], status=m["status"],
+        attempt=m["attempt"], queue_seq=m["queue_seq"], error=m["error"], usage=m["usage"],
+        checkpoint=m["checkpoint"], lease_owner=m["lease_owner"],
+        lease_expires_ms=m["lease_expires_ms"], created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )  # fmt: skip
+
+
+def event_from_row(row: Row[Any], epoch: str) -> EventRecord:
+    m = row._mapping
+    return EventRecord(
+        session_id=m["session_id"], seq=m["seq"], epoch=epoch, ts=m["ts"],
+        run_id=m["run_id"], kind=m["kind"], data=dict(m["data"]),
+    )  # fmt: skip
+
+
+def _checked(fields: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    return fields
+
+
+class SqlTx:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.appended: list[EventRecord] = []
+        self._for_update = conn.dialect.name == "postgresql"
+
+    async def lock_session(self, session_id: str) -> SessionRecord | None:
+        stmt = sa.select(sessions).where(sessions.c.id == session_id)
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return session_from_row(row) if row else None
+
+    async def insert_session(self, session: SessionRecord) -> None:
+        values = {name: getattr(session, name) for name in sessions.c.keys()}
+        await self.conn.execute(sa.insert(sessions).values(**values))
+
+    async def update_session(
+        self, session_id: str, expected_version: int | None, **fields: Any
+    ) -> SessionRecord:
+        values = _checked(fields, SESSION_FIELDS)
+        stmt = sa.update(sessions).where(sessions.c.id == session_id)
+        if expected_version is not None:
+            stmt = stmt.where(sessions.c.version == expected_version)
+        stmt = stmt.values(**values, version=sessions.c.version + 1, updated_at=utcnow())
+        row = (await self.conn.execute(stmt.returning(*sessions.c))).first()
+        if row is not None:
+            return session_from_row(row)
+        current = await self.lock_session(session_id)
+        if current is None:
+            raise NotFound(session_id)
+        raise VersionConflict(current.version)
+
+    async def delete_session(self, session_id: str) -> bool:
+        for table in (events, runs, commands):
+            await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
+        result = await self.conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
+        return bool(result.rowcount)
+
+    async def append(self, session_id: str, new: Sequence[NewEvent]) -> list[EventRecord]:
+        if not new:
+            return []
+        now = utcnow()
+        bump = (
+            sa.update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(head_seq=sessions.c.head_seq + len(new), updated_at=now)
+            .returning(sessions.c.head_seq, sessions.c.epoch)
+        )
+        row = (await self.conn.execute(bump)).first()
+        if row is None:
+            raise NotFound(session_id)
+        head, epoch = row
+        first = head - len(new) + 1
+        records = [
+            EventRecord(session_id, first + i, epoch, now, e.run_id, e.kind, e.data)
+            for i, e in enumerate(new)
+        ]
+        await self.conn.execute(
+            sa.insert(events),
+            [
+                {"session_id": session_id, "seq": r.seq, "ts": r.ts, "run_id": r.run_id,
+                 "kind": r.kind, "data": r.data}
+                for r in records
+            ],
+        )  # fmt: skip
+        self.appended.extend(records)
+        return records
+
+    async def get_command(self, session_id: str, command_id: str) -> CommandRecord | None:
+        stmt = sa.select(commands.c.kind, commands.c.result).where(
+            commands.c.session_id == session_id, commands.c.command_id == command_id
+        )
+        row = (await self.conn.execute(stmt)).first()
+        return CommandRecord(session_id, command_id, row.kind, dict(row.result)) if row else None
+
+    async def insert_command(self, command: CommandRecord) -> None:
+        await self.conn.execute(
+            sa.insert(commands).values(
+                session_id=command.session_id, command_id=command.command_id,
+                kind=command.kind, result=command.result, created_at=utcnow(),
+            )
+        )  # fmt: skip
+
+    async def insert_run(self, run: RunRecord) -> None:
+        values = {name: getattr(run, name) for name in runs.c.keys()}
+        await self.conn.execute(sa.insert(runs).values(**values))
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        row = (await self.conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
+        return run_from_row(row) if row else None
+
+    async def update_run(
+        self, run_id: str, expect_status: frozenset[str] | None = None, **fields: Any
+    ) -> RunRecord | None:
+        """Compare-and-set: ``None`` when the run is missing or not in ``expect_status``."""
+        stmt = sa.update(runs).where(runs.c.id == run_id)
+        if expect_status is not None:
+            stmt = stmt.where(runs.c.status.in_(sorted(expect_status)))
+        stmt = stmt.values(**_checked(fields, RUN_FIELDS), updated_at=utcnow())
+        row = (await self.conn.execute(stmt.returning(*runs.c))).first()
+        return run_from_row(row) if row else None
+
+    async def runs_by_status(self, session_id: str, statuses: frozenset[str]) -> list[RunRecord]:
+        stmt = (
+            sa.select(runs)
+            .where(runs.c.session_id == session_id, runs.c.status.in_(sorted(statuses)))
+            .order_by(runs.c.queue_seq)
+        )
+        return [run_from_row(row) for row in await self.conn.execute(stmt)]

@@ -1,0 +1,75 @@
+"""Shared fixtures: migrated SQLite and Postgres databases, and started stores."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.services import create_pg_database, drop_pg_database, port_open, require
+from tether.store import EventRecord, Store, open_store
+from tether.store.sql.migrate import upgrade
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tether.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    if not port_open("127.0.0.1", 5432):
+        yield None
+        return
+    name, url = create_pg_database()
+    upgrade(url)
+    yield url
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "tether.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def pg_url(pg_database: str | None) -> str:
+    require(pg_database is not None, "PostgreSQL on 127.0.0.1:5432")
+    assert pg_database is not None
+    return pg_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> str:
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+class Committed:
+    """Collects what the store's commit hook published, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[EventRecord] = []
+
+    def __call__(self, events: Sequence[EventRecord]) -> None:
+        self.events.extend(events)
+
+
+@pytest.fixture
+async def committed() -> Committed:
+    return Committed()
+
+
+@pytest.fixture
+async def store(store_url: str, committed: Committed) -> AsyncIterator[Store]:
+    instance = open_store(store_url, timeout_s=10)
+    await instance.start(committed)
+    yield instance
+    await instance.close()

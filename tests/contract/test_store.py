@@ -1,0 +1,237 @@
+"""One contract suite, run on every store backend (SQLite and Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from tests.conftest import Committed
+from tether.store import (
+    CommandRecord,
+    NewEvent,
+    NotFound,
+    RunRecord,
+    SessionRecord,
+    Store,
+    StoreTx,
+    VersionConflict,
+    new_id,
+    utcnow,
+)
+
+
+def make_session(owner: str = "alice") -> SessionRecord:
+    now = utcnow()
+    return SessionRecord(
+        id=new_id("s"), owner=owner, title="t", agent="demo", metadata={"k": [1, 2]},
+        policy="enqueue", version=1, epoch=secrets.token_hex(8), head_seq=0, status="idle",
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+async def create(store: Store, owner: str = "alice") -> SessionRecord:
+    session = make_session(owner)
+
+    async def op(tx: StoreTx) -> None:
+        await tx.insert_session(session)
+        await tx.append(session.id, [NewEvent("session.created", {"title": "t"})])
+
+    await store.write(op)
+    return session
+
+
+async def append(store: Store, session_id: str, *kinds: str) -> list[int]:
+    async def op(tx: StoreTx) -> list[int]:
+        records = await tx.append(session_id, [NewEvent(k, {"k": k}) for k in kinds])
+        return [r.seq for r in records]
+
+    return await store.write(op)
+
+
+async def test_create_then_read_after_write(store: Store) -> None:
+    session = await create(store)
+    loaded = await store.get_session(session.id)
+    assert loaded is not None
+    assert (loaded.owner, loaded.metadata, loaded.head_seq) == ("alice", {"k": [1, 2]}, 1)
+    assert loaded.created_at.tzinfo is not None
+    seqs = await append(store, session.id, "a", "b")
+    assert seqs == [2, 3]
+    events = await store.read_events(session.id, after_seq=1, limit=10)
+    assert [(e.seq, e.kind, e.data) for e in events] == [(2, "a", {"k": "a"}), (3, "b", {"k": "b"})]
+    assert all(e.epoch == session.epoch for e in events)
+
+
+async def test_gapless_seq_under_50_concurrent_appenders(
+    store: Store, committed: Committed
+) -> None:
+    session = await create(store)
+    results = await asyncio.gather(*(append(store, session.id, "x", "y") for _ in range(50)))
+    assigned = sorted(seq for pair in results for seq in pair)
+    assert assigned == list(range(2, 102))
+    assert all(pair[1] == pair[0] + 1 for pair in results), "one append's events stay adjacent"
+    stored = await store.read_events(session.id, after_seq=0, limit=1000)
+    assert [e.seq for e in stored] == list(range(1, 102))
+    published = [e.seq for e in committed.events if e.session_id == session.id]
+    assert sorted(published) == list(range(1, 102))
+    head = await store.get_session(session.id)
+    assert head is not None and head.head_seq == 101
+
+
+async def test_concurrent_appenders_on_two_store_instances(store_url: str, store: Store) -> None:
+    """Two writers (as two server processes would have) still produce one gapless log."""
+    from tether.store import open_store
+
+    session = await create(store)
+    other = open_store(store_url)
+    await other.start(lambda events: None)
+    try:
+        jobs = [append(s, session.id, "x") for _ in range(25) for s in (store, other)]
+        await asyncio.gather(*jobs)
+    finally:
+        await other.close()
+    stored = await store.read_events(session.id, after_seq=0, limit=1000)
+    assert [e.seq for e in stored] == list(range(1, 52))
+
+
+async def test_failed_unit_rolls_back_alone(store: Store, committed: Committed) -> None:
+    session = await create(store)
+
+    async def bad(tx: StoreTx) -> None:
+        await tx.append(session.id, [NewEvent("doomed", {})])
+        raise RuntimeError("boom")
+
+    results = await asyncio.gather(
+        store.write(bad), append(store, session.id, "ok"), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError)
+    assert results[1] == [2]
+    stored = await store.read_events(session.id, after_seq=0, limit=10)
+    assert [e.kind for e in stored] == ["session.created", "ok"]
+    assert "doomed" not in {e.kind for e in committed.events}
+
+
+async def test_append_to_missing_session_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await append(store, "nope", "x")
+
+
+async def test_command_id_dedupe(store: Store) -> None:
+    session = await create(store)
+    command = CommandRecord(session.id, "cmd-1", "message", {"run_id": "r1"})
+
+    async def record_once(tx: StoreTx) -> tuple[bool, dict[str, object]]:
+        existing = await tx.get_command(session.id, "cmd-1")
+        if existing is not None:
+            return True, existing.result
+        await tx.insert_command(command)
+        return False, command.result
+
+    outcomes = await asyncio.gather(*(store.write(record_once) for _ in range(10)))
+    assert sorted(dup for dup, _ in outcomes) == [False] + [True] * 9
+    assert {str(result) for _, result in outcomes} == {str({"run_id": "r1"})}
+    stored = await store.get_command(session.id, "cmd-1")
+    assert stored is not None and stored.result == {"run_id": "r1"}
+    assert await store.get_command(session.id, "cmd-2") is None
+
+
+async def test_duplicate_command_insert_fails_atomically(store: Store) -> None:
+    session = await create(store)
+    command = CommandRecord(session.id, "c", "message", {})
+
+    async def insert_with_event(tx: StoreTx) -> None:
+        await tx.append(session.id, [NewEvent("cmd", {})])
+        await tx.insert_command(command)
+
+    await store.write(insert_with_event)
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await store.write(insert_with_event)
+    stored = await store.read_events(session.id, after_seq=0, limit=10)
+    assert [e.kind for e in stored] == ["session.created", "cmd"]
+
+
+async def test_optimistic_version_on_update(store: Store) -> None:
+    session = await create(store)
+
+    async def rename(title: str, version: int) -> SessionRecord:
+        async def op(tx: StoreTx) -> SessionRecord:
+            return await tx.update_session(session.id, version, title=title)
+
+        return await store.write(op)
+
+    updated = await rename("second", 1)
+    assert (updated.title, updated.version) == ("second", 2)
+    with pytest.raises(VersionConflict) as stale:
+        await rename("stale", 1)
+    assert stale.value.current == 2
+    outcomes = await asyncio.gather(
+        *(rename(f"race-{i}", 2) for i in range(5)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if isinstance(o, SessionRecord)]
+    assert len(winners) == 1 and winners[0].version == 3
+    assert sum(isinstance(o, VersionConflict) for o in outcomes) == 4
+    with pytest.raises(NotFound):
+
+        async def missing(tx: StoreTx) -> None:
+            await tx.update_session("nope", 1, title="x")
+
+        await store.write(missing)
+
+
+async def test_runs_compare_and_set_and_order(store: Store) -> None:
+    session = await create(store)
+    runs = [
+        RunRecord(new_id("r"), session.id, f"m{i}", f"c{i}", "hi", "queued", queue_seq=10 - i)
+        for i in range(3)
+    ]
+
+    async def insert(tx: StoreTx) -> None:
+        for run in runs:
+            await tx.insert_run(run)
+
+    await store.write(insert)
+    queued = await store.write(lambda tx: tx.runs_by_status(session.id, frozenset({"queued"})))
+    assert [r.message_id for r in queued] == ["m2", "m1", "m0"]
+
+    async def start(tx: StoreTx) -> RunRecord | None:
+        return await tx.update_run(runs[0].id, frozenset({"queued"}), status="running")
+
+    first, second = await asyncio.gather(store.write(start), store.write(start))
+    assert [first is None, second is None].count(True) == 1
+    loaded = await store.get_run(runs[0].id)
+    assert loaded is not None and loaded.status == "running"
+
+
+async def test_expired_runs_and_listing(store: Store) -> None:
+    owner = f"owner-{secrets.token_hex(4)}"
+    session = await create(store, owner=owner)
+    run = RunRecord(new_id("r"), session.id, "m", "c", "p", "running", lease_expires_ms=1_000)
+    held = RunRecord(new_id("r"), session.id, "m", "c", "p", "running", lease_expires_ms=9_000)
+    await store.write(lambda tx: tx.insert_run(run))
+    await store.write(lambda tx: tx.insert_run(held))
+    expired = {r.id for r in await store.expired_runs(now_ms=2_000, limit=1000)}
+    assert run.id in expired and held.id not in expired
+    assert run.id not in {r.id for r in await store.expired_runs(now_ms=500, limit=1000)}
+    await create(store, owner=f"other-{owner}")
+    mine = await store.list_sessions(owner, limit=10)
+    assert [s.id for s in mine] == [session.id]
+
+
+async def test_list_sessions_cursor_pagination(store: Store) -> None:
+    owner = f"pager-{secrets.token_hex(4)}"
+    ids = [(await create(store, owner=owner)).id for _ in range(5)]
+    page1 = await store.list_sessions(owner, limit=2)
+    page2 = await store.list_sessions(owner, limit=2, before_id=page1[-1].id)
+    page3 = await store.list_sessions(owner, limit=2, before_id=page2[-1].id)
+    seen = [s.id for s in page1 + page2 + page3]
+    assert seen == sorted(ids, reverse=True)
+
+
+async def test_delete_removes_everything(store: Store) -> None:
+    session = await create(store)
+    await append(store, session.id, "a")
+    assert await store.write(lambda tx: tx.delete_session(session.id)) is True
+    assert await store.get_session(session.id) is None
+    assert await store.read_events(session.id, 0, 10) == []
+    assert await store.write(lambda tx: tx.delete_session(session.id)) is False
