@@ -29,7 +29,7 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``. Blocking: call it from a thread in async code."""
+    """Bring the database at ``url`` to ``revision``. Blocking: run it in a thread from async code."""
     ensure_sqlite_dir(url)
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))

@@ -83,7 +83,7 @@ class SqlTx:
         return session_from_row(row) if row else None
 
     async def insert_session(self, session: SessionRecord) -> None:
-        values = {name: getattr(session, name) for name in sessions.c.keys()}
+        values = {name: getattr(session, name) for name in sessions.c.keys()}  # noqa: SIM118 (column names)
         await self.conn.execute(sa.insert(sessions).values(**values))
 
     async def update_session(
@@ -154,7 +154,7 @@ class SqlTx:
         )  # fmt: skip
 
     async def insert_run(self, run: RunRecord) -> None:
-        values = {name: getattr(run, name) for name in runs.c.keys()}
+        values = {name: getattr(run, name) for name in runs.c.keys()}  # noqa: SIM118 (column names)
         await self.conn.execute(sa.insert(runs).values(**values))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
