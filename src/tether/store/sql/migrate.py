@@ -29,7 +29,7 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``. Blocking: run it in a thread from async code."""
+    """Bring the database at ``url`` to ``revision`` (blocking; async code runs it in a thread)."""
     ensure_sqlite_dir(url)
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
