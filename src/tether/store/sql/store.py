@@ -199,6 +199,19 @@ class SqlStore:
         async with self._reading() as conn:
             return [run_from_row(row) for row in await conn.execute(stmt)]
 
+    async def latest_checkpoint(self, session_id: str) -> str | None:
+        """The message history left by the session's most recent completed run."""
+        stmt = (
+            sa.select(runs.c.checkpoint)
+            .where(runs.c.session_id == session_id, runs.c.status == "completed",
+                   runs.c.checkpoint.is_not(None))
+            .order_by(runs.c.queue_seq.desc())
+            .limit(1)
+        )  # fmt: skip
+        async with self._reading() as conn:
+            value = (await conn.execute(stmt)).scalar_one_or_none()
+        return str(value) if value is not None else None
+
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
     row = (await conn.execute(sa.select(sessions).where(sessions.c.id == session_id))).first()

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.store.contract import (
+    RUN_OPEN,
     CommandRecord,
     EventRecord,
     NewEvent,
@@ -102,6 +103,11 @@ class SqlTx:
             raise NotFound(session_id)
         raise VersionConflict(current.version)
 
+    async def set_session_status(self, session_id: str, status: str) -> None:
+        """Derived run state; unlike user edits it does not bump ``version``."""
+        stmt = sa.update(sessions).where(sessions.c.id == session_id).values(status=status)
+        await self.conn.execute(stmt)
+
     async def delete_session(self, session_id: str) -> bool:
         for table in (events, runs, commands):
             await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
@@ -160,6 +166,22 @@ class SqlTx:
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = (await self.conn.execute(sa.select(runs).where(runs.c.id == run_id))).first()
         return run_from_row(row) if row else None
+
+    async def lock_run(self, run_id: str) -> RunRecord | None:
+        stmt = sa.select(runs).where(runs.c.id == run_id)
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return run_from_row(row) if row else None
+
+    async def count_active_runs(self, owner: str) -> int:
+        """Runs of ``owner`` that are queued, running or waiting, across all sessions."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(runs.join(sessions, runs.c.session_id == sessions.c.id))
+            .where(sessions.c.owner == owner, runs.c.status.in_(sorted(RUN_OPEN)))
+        )
+        return int((await self.conn.execute(stmt)).scalar_one())
 
     async def update_run(
         self, run_id: str, expect_status: frozenset[str] | None = None, **fields: Any

@@ -1,0 +1,79 @@
+"""``tether serve`` and ``tether migrate``: the only place that builds ``Settings()``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+
+import structlog
+import uvicorn
+
+from tether.logging import configure_logging
+from tether.settings import Settings
+from tether.store.sql.migrate import upgrade
+
+log = structlog.get_logger(__name__)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; prints the URL once the socket is bound (port 0 works)."""
+    from tether.app import create_app
+
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, lifespan="on",
+        ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    sys.stdout.write(f"tether serving at http://{host}:{port}/\n")
+    sys.stdout.flush()
+    log.info("serving", url=f"http://{host}:{port}/", store=settings.store_url.split(":", 1)[0])
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def migrate(settings: Settings) -> None:
+    upgrade(settings.store_url)
+    log.info("migrated", store=settings.store_url.split("://", 1)[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tether", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the API, the socket and the page")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--migrate", action="store_true", help="apply migrations first")
+    commands.add_parser("migrate", help="apply database migrations")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in {"host": getattr(args, "host", None),
+                                    "port": getattr(args, "port", None)}.items() if v is not None}  # fmt: skip
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        sys.stderr.write(f"tether: invalid settings: {exc}\n")
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command == "migrate" or getattr(args, "migrate", False):
+        migrate(settings)
+    if args.command == "serve":
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

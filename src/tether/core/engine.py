@@ -1,0 +1,81 @@
+"""The engine: store, bus, hub, runs and sessions of one server instance, wired once.
+
+Start order: store → bus → runs (recovery first). Stop order is the reverse, each step
+idempotent, so a failed start or a second stop leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import structlog
+
+from tether.agents.registry import AgentRegistry, default_registry
+from tether.bus import Bus, open_bus
+from tether.core.hub import Hub
+from tether.core.runs import RunConfig, RunManager
+from tether.core.sessions import SessionLimits, Sessions
+from tether.metrics import Metrics
+from tether.settings import Settings
+from tether.store.contract import EventRecord, Store
+from tether.store.factory import open_store
+
+log = structlog.get_logger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings, registry: AgentRegistry | None = None) -> None:
+        self.settings = settings
+        self.server_id = settings.server_id or f"srv-{os.urandom(6).hex()}"
+        self.metrics = Metrics()
+        self.registry = registry or default_registry(settings.agents)
+        self.store: Store = open_store(
+            settings.store_url, timeout_s=settings.store_timeout_s,
+            batch_max=settings.write_batch_max, queue_max=settings.write_queue_max,
+            observe_batch=self.metrics.observe_batch,
+        )  # fmt: skip
+        self.bus: Bus = open_bus(settings.bus_url)
+        self.hub = Hub(settings.max_connections_per_session, settings.max_connections)
+        self.runs = RunManager(self.store, self.registry, self._run_config(), self.metrics)
+        self.sessions = Sessions(self.store, self.hub, self.runs, self.registry, self._limits())
+        self._started = False
+
+    def _run_config(self) -> RunConfig:
+        s = self.settings
+        return RunConfig(
+            server_id=self.server_id, lease_s=s.run_lease_s,
+            recovery_interval_s=s.recovery_interval_s, run_timeout_s=s.run_timeout_s,
+            shutdown_grace_s=s.shutdown_grace_s,
+        )  # fmt: skip
+
+    def _limits(self) -> SessionLimits:
+        s = self.settings
+        return SessionLimits(
+            max_metadata_bytes=s.max_metadata_bytes, max_title_chars=s.max_title_chars,
+            max_open_runs_per_user=s.max_active_runs_per_user, default_agent=s.default_agent,
+        )  # fmt: skip
+
+    def _on_commit(self, events: Sequence[EventRecord]) -> None:
+        self.metrics.events_appended.inc(len(events))
+        self.bus.publish(events)
+
+    async def start(self) -> None:
+        await self.store.start(self._on_commit)
+        await self.bus.start(self.hub.dispatch)
+        self._started = True
+        await self.runs.start()
+        log.info("engine_started", server_id=self.server_id, store=self.store_kind)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.runs.stop()
+        await self.bus.close()
+        await self.store.close()
+        log.info("engine_stopped", server_id=self.server_id)
+
+    @property
+    def store_kind(self) -> str:
+        return self.settings.store_url.split(":", 1)[0]

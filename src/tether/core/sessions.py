@@ -1,0 +1,195 @@
+"""Sessions and commands: the operations the socket and REST share.
+
+Ownership is checked here, once: a session that is not the caller's is ``Forbidden``
+(the socket closes 4403; REST answers 404 so ids cannot be probed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from tether.agents.registry import AgentRegistry
+from tether.core import transitions as tr
+from tether.core.hub import Hub
+from tether.core.runs import RunManager
+from tether.protocol.codec import check_metadata
+from tether.protocol.errors import ErrorCode, ProtocolError
+from tether.protocol.events import EventKind, SessionData
+from tether.protocol.frames import Policy, SnapshotFrame
+from tether.store.contract import (
+    NewEvent,
+    NotFound,
+    SessionRecord,
+    SnapshotData,
+    Store,
+    StoreTx,
+    VersionConflict,
+    new_id,
+    utcnow,
+)
+
+DEFAULT_TITLE = "New session"
+
+
+class Forbidden(Exception):
+    """The session exists but belongs to someone else."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    max_metadata_bytes: int
+    max_title_chars: int
+    max_open_runs_per_user: int
+    default_agent: str
+
+
+def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
+    """The view a late joiner needs: messages (streaming ones partial), runs, interrupts."""
+    messages: dict[str, dict[str, Any]] = {}
+    for event in data.message_events:
+        message_id = str(event.data.get("message_id"))
+        if event.kind == EventKind.MESSAGE_USER:
+            messages[message_id] = {"message_id": message_id, "role": "user",
+                                    "content": event.data["content"], "run_id": event.run_id}  # fmt: skip
+        elif event.kind == EventKind.TEXT_DELTA:
+            entry = messages.setdefault(message_id, {"message_id": message_id, "role": "assistant",
+                                                     "content": "", "run_id": event.run_id,
+                                                     "partial": True})  # fmt: skip
+            entry["content"] += event.data["delta"]
+        elif event.kind == EventKind.MESSAGE_ASSISTANT:
+            messages[message_id] = {"message_id": message_id, "role": "assistant",
+                                    "content": event.data["content"], "run_id": event.run_id}  # fmt: skip
+    return SnapshotFrame(
+        as_of_seq=data.session.head_seq, session=data.session.to_json(),
+        messages=list(messages.values()), runs=[run.to_json() for run in data.runs],
+        interrupts=[],
+    )  # fmt: skip
+
+
+def _session_data(session: SessionRecord) -> dict[str, Any]:
+    return SessionData(
+        title=session.title, agent=session.agent, metadata=session.metadata,
+        policy=session.policy,
+    ).dump()  # fmt: skip
+
+
+class Sessions:
+    def __init__(
+        self, store: Store, hub: Hub, runs: RunManager, registry: AgentRegistry,
+        limits: SessionLimits,
+    ) -> None:  # fmt: skip
+        self._store = store
+        self._hub = hub
+        self._runs = runs
+        self._registry = registry
+        self._limits = limits
+
+    def _check(self, title: str | None, metadata: dict[str, Any] | None) -> None:
+        if title is not None and len(title) > self._limits.max_title_chars:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE, f"title longer than {self._limits.max_title_chars} chars"
+            )
+        if metadata is not None:
+            check_metadata(metadata, self._limits.max_metadata_bytes)
+
+    async def create(
+        self, owner: str, *, title: str | None = None, agent: str | None = None,
+        metadata: dict[str, Any] | None = None, policy: Policy | None = None,
+    ) -> SessionRecord:  # fmt: skip
+        self._check(title, metadata)
+        agent = agent or self._limits.default_agent
+        if agent not in self._registry:
+            raise ProtocolError(
+                ErrorCode.INVALID, f"unknown agent {agent!r}; known: {self._registry.names()}"
+            )
+        now = utcnow()
+        session = SessionRecord(
+            id=new_id("s"), owner=owner, title=title or DEFAULT_TITLE, agent=agent,
+            metadata=metadata or {}, policy=policy or "enqueue", version=1,
+            epoch=secrets.token_hex(8), head_seq=0, status="idle", created_at=now, updated_at=now,
+        )  # fmt: skip
+
+        async def op(tx: StoreTx) -> SessionRecord:
+            await tx.insert_session(session)
+            event = NewEvent(EventKind.SESSION_CREATED, _session_data(session))
+            [logged] = await tx.append(session.id, [event])
+            return SessionRecord(**{**_fields(session), "head_seq": logged.seq})
+
+        result: SessionRecord = await self._store.write(op)
+        return result
+
+    async def owned(self, user: str, session_id: str) -> SessionRecord:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise NotFound(session_id)
+        if session.owner != user:
+            raise Forbidden(session_id)
+        return session
+
+    async def update(
+        self, user: str, session_id: str, expected_version: int | None, changes: dict[str, Any]
+    ) -> SessionRecord:
+        self._check(changes.get("title"), changes.get("metadata"))
+
+        async def op(tx: StoreTx) -> SessionRecord:
+            current = await tx.lock_session(session_id)
+            if current is None or current.owner != user:
+                raise NotFound(session_id)
+            updated = await tx.update_session(session_id, expected_version, **changes)
+            await tx.append(session_id, [NewEvent(EventKind.SESSION_UPDATED, _session_data(updated))])
+            return SessionRecord(**{**_fields(updated), "head_seq": updated.head_seq + 1})
+
+        result: SessionRecord = await self._store.write(op)
+        return result
+
+    async def delete(self, user: str, session_id: str, close_frame: Any) -> None:
+        await self.owned(user, session_id)
+        open_runs = [r.id for r in await self._store.list_runs(session_id, 1_000)
+                     if r.status in {"queued", "running", "waiting"}]  # fmt: skip
+        await self._runs.stop_local(open_runs)
+        await self._store.write(lambda tx: tx.delete_session(session_id))
+        self._hub.close_session(session_id, close_frame)
+
+    async def snapshot(self, session_id: str) -> SnapshotFrame:
+        data = await self._store.read_snapshot(session_id)
+        if data is None:
+            raise NotFound(session_id)
+        return fold_snapshot(data)
+
+    async def message(
+        self, user: str, session_id: str, command_id: str, content: str, policy: Policy | None
+    ) -> tr.CommandResult:
+        request = tr.MessageRequest(
+            session_id, user, command_id, content, policy, self._limits.max_open_runs_per_user
+        )
+        lease = self._runs.lease()
+        result: tr.CommandResult = await self._store.write(
+            lambda tx: tr.admit_message(tx, request, lease)
+        )
+        await self._after(result)
+        return result
+
+    async def cancel(
+        self, user: str, session_id: str, command_id: str, run_id: str | None
+    ) -> tr.CommandResult:
+        lease = self._runs.lease()
+        result: tr.CommandResult = await self._store.write(
+            lambda tx: tr.cancel_command(tx, session_id, command_id, run_id, user, lease)
+        )
+        await self._after(result)
+        return result
+
+    async def _after(self, result: tr.CommandResult) -> None:
+        if result.duplicate:
+            return
+        await self._runs.stop_local(result.stop)
+        self._runs.launch(result.start)
+
+
+def _fields(session: SessionRecord) -> dict[str, Any]:
+    return {name: getattr(session, name) for name in SessionRecord.__slots__}
+
+
+__all__ = ["Forbidden", "NotFound", "SessionLimits", "Sessions", "VersionConflict", "fold_snapshot"]
