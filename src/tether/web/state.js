@@ -1,0 +1,318 @@
+// Protocol v1 client state for the browser page (DESIGN §3). No DOM, no sockets, no timers:
+// every function takes plain values and returns decisions, so it runs and is tested in node.
+
+/** Close codes after which the client must not reconnect on its own (DESIGN §3). */
+export const TERMINAL_CLOSE_CODES = new Set([1008, 1009, 4400, 4401, 4403, 4404]);
+
+export const BACKOFF_BASE_MS = 250;
+export const BACKOFF_CAP_MS = 10_000;
+
+const ACTIVE_RUN_STATUSES = new Set(["queued", "running", "waiting"]);
+const RUN_EVENT_STATUS = {
+  "run.queued": "queued",
+  "run.started": "running",
+  "run.completed": "completed",
+  "run.failed": "failed",
+  "run.cancelled": "cancelled",
+  "run.interrupted": "interrupted",
+};
+
+/** True when a close with `code` must stop the client instead of reconnecting. */
+export function isTerminalClose(code) {
+  return TERMINAL_CLOSE_CODES.has(code);
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)). */
+export function backoffDelayMs(attempt, random = Math.random,
+  baseMs = BACKOFF_BASE_MS, capMs = BACKOFF_CAP_MS) {
+  const ceilingMs = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceilingMs);
+}
+
+/** A fresh command id (1..64 chars); falls back to getRandomValues outside secure contexts. */
+export function newCommandId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** What one `apply` call changed; the view redraws only this. */
+export function emptyChange() {
+  return {
+    reset: false,          // the whole view must be rebuilt (snapshot or another session)
+    gap: false,            // events are missing: close and reconnect with the cursor
+    messages: new Set(),   // ids of messages whose element must be (re)drawn
+    runs: false,           // run status changed
+    session: false,        // session title/agent changed
+    failures: [],          // runs that failed in this call: {runId, message, retryable}
+    applied: 0,
+    dropped: 0,
+  };
+}
+
+/**
+ * The fold of one session's event log into what the page shows.
+ *
+ * Guarantees: an event is applied at most once (seq <= lastSeq is dropped), events apply
+ * only in gapless seq order within one epoch (otherwise `gap` is reported and nothing after
+ * the hole is applied), and a snapshot replaces everything.
+ */
+export class SessionState {
+  constructor(sessionId = null) {
+    this.sessionId = sessionId;
+    this.epoch = null;
+    this.lastSeq = null; // null: no cursor yet (a snapshot must come first)
+    this.user = null;
+    this.limits = null;
+    this.#clearView();
+  }
+
+  #clearView() {
+    this.session = null;
+    this.messages = new Map(); // message_id -> {id, role, content, partial, runId, commandId}
+    this.runs = new Map();     // run_id -> {id, status, messageId, position, error, retryable}
+    this.interrupts = new Map(); // interrupt_id -> data of interrupt.requested
+    this.commandIds = new Set(); // command ids echoed by message.user
+  }
+
+  /** The resume cursor, or null when the next hello must ask for a snapshot. */
+  cursor() {
+    if (this.epoch === null || this.lastSeq === null) return null;
+    return { epoch: this.epoch, seq: this.lastSeq };
+  }
+
+  /** The first frame of a connection: reopen this session (resuming if we can) or create one. */
+  hello(token = "") {
+    const frame = { type: "hello" };
+    if (token) frame.token = token;
+    if (this.sessionId) {
+      frame.session_id = this.sessionId;
+      const cursor = this.cursor();
+      if (cursor) frame.resume = cursor;
+    }
+    return frame;
+  }
+
+  /** Fold one server frame in; returns what changed (see `emptyChange`). */
+  apply(frame) {
+    const change = emptyChange();
+    switch (frame?.type) {
+      case "welcome": this.#welcome(frame, change); break;
+      case "snapshot": this.#snapshot(frame, change); break;
+      case "event": this.#events([frame], change); break;
+      case "events": this.#events(frame.events ?? [], change); break;
+      default: break; // ack, error, pong: not part of the log
+    }
+    return change;
+  }
+
+  #welcome(frame, change) {
+    if (frame.session_id !== this.sessionId) {
+      this.#clearView();
+      this.lastSeq = null;
+      change.reset = true;
+    }
+    this.sessionId = frame.session_id;
+    this.user = frame.user ?? null;
+    this.limits = frame.limits ?? null;
+    const resumable = frame.recovered && frame.epoch === this.epoch && this.lastSeq !== null;
+    if (frame.recovered && !resumable) {
+      // The server claims to resume a cursor we do not hold: start over with a snapshot.
+      this.forgetCursor();
+      change.gap = true;
+      return;
+    }
+    this.epoch = frame.epoch;
+    if (!frame.recovered) this.lastSeq = null; // events wait for the snapshot
+  }
+
+  #snapshot(frame, change) {
+    this.#clearView();
+    this.session = frame.session ?? null;
+    for (const m of frame.messages ?? []) {
+      this.messages.set(m.message_id, {
+        id: m.message_id, role: m.role, content: m.content ?? "",
+        partial: Boolean(m.partial), runId: m.run_id ?? null, commandId: m.command_id ?? null,
+      });
+      if (m.command_id) this.commandIds.add(m.command_id);
+    }
+    for (const r of frame.runs ?? []) this.runs.set(r.run_id, runFromSnapshot(r));
+    for (const i of frame.interrupts ?? []) this.interrupts.set(i.interrupt_id, i);
+    this.lastSeq = frame.as_of_seq;
+    change.reset = true;
+  }
+
+  #events(events, change) {
+    for (const ev of events) {
+      if (this.lastSeq === null || ev.seq <= this.lastSeq) {
+        change.dropped += 1; // before the snapshot, or already applied
+        continue;
+      }
+      if (ev.epoch !== undefined && ev.epoch !== this.epoch) {
+        this.forgetCursor(); // another log incarnation: only a snapshot can help
+        change.gap = true;
+        return;
+      }
+      if (ev.seq !== this.lastSeq + 1) {
+        change.gap = true;
+        return;
+      }
+      this.#applyEvent(ev, change);
+      this.lastSeq = ev.seq;
+      change.applied += 1;
+    }
+  }
+
+  /** Drop the cursor so the next hello asks for a snapshot. */
+  forgetCursor() {
+    this.lastSeq = null;
+  }
+
+  #applyEvent(ev, change) {
+    const data = ev.data ?? {};
+    const kind = ev.event;
+    if (kind === "message.user") {
+      const m = this.#message(data.message_id, "user", ev.run_id);
+      m.content = data.content ?? "";
+      m.commandId = data.command_id ?? null;
+      if (m.commandId) this.commandIds.add(m.commandId);
+      change.messages.add(m.id);
+    } else if (kind === "text.delta") {
+      const m = this.#message(data.message_id, "assistant", ev.run_id);
+      m.content += data.delta ?? "";
+      m.partial = true;
+      change.messages.add(m.id);
+    } else if (kind === "message.assistant") {
+      const m = this.#message(data.message_id, "assistant", ev.run_id);
+      m.content = data.content ?? "";
+      m.partial = false;
+      change.messages.add(m.id);
+    } else if (kind === "session.created" || kind === "session.updated") {
+      this.session = { ...this.session, ...data };
+      change.session = true;
+    } else if (kind in RUN_EVENT_STATUS) {
+      this.#runEvent(ev, RUN_EVENT_STATUS[kind], change);
+    } else if (kind === "interrupt.requested" || kind === "interrupt.resolved") {
+      this.#interruptEvent(ev, change);
+    }
+    // tool.*, progress: not shown by the minimal page.
+  }
+
+  #message(id, role, runId) {
+    let m = this.messages.get(id);
+    if (!m) {
+      m = { id, role, content: "", partial: false, runId: runId ?? null, commandId: null };
+      this.messages.set(id, m);
+    }
+    if (!m.runId && runId) m.runId = runId;
+    return m;
+  }
+
+  #runEvent(ev, status, change) {
+    const data = ev.data ?? {};
+    const runId = ev.run_id ?? data.run_id;
+    if (!runId) return;
+    const run = this.runs.get(runId) ?? { id: runId, messageId: null, position: null };
+    run.status = status;
+    if (data.message_id) run.messageId = data.message_id;
+    run.position = data.position ?? null;
+    run.error = status === "failed" ? (data.error ?? null) : null;
+    run.retryable = status === "failed" ? Boolean(data.retryable) : false;
+    this.runs.set(runId, run);
+    change.runs = true;
+    if (status === "failed") {
+      change.failures.push({
+        runId, message: run.error?.message ?? "unknown error", retryable: run.retryable,
+      });
+    }
+    // A partial message's "still streaming" look depends on its run being active.
+    for (const m of this.messages.values()) if (m.runId === runId) change.messages.add(m.id);
+  }
+
+  #interruptEvent(ev, change) {
+    const data = ev.data ?? {};
+    const run = this.runs.get(ev.run_id ?? "");
+    if (ev.event === "interrupt.requested") {
+      this.interrupts.set(data.interrupt_id, { ...data, run_id: ev.run_id ?? null });
+      if (run && ACTIVE_RUN_STATUSES.has(run.status)) run.status = "waiting";
+    } else {
+      this.interrupts.delete(data.interrupt_id);
+      if (run?.status === "waiting") run.status = "running";
+    }
+    change.runs = true;
+  }
+
+  /** True while an assistant message is still being streamed by an active run. */
+  isStreaming(message) {
+    if (!message.partial) return false;
+    const run = message.runId ? this.runs.get(message.runId) : undefined;
+    return run === undefined || ACTIVE_RUN_STATUSES.has(run.status);
+  }
+
+  /**
+   * The run the status line talks about: the running (or waiting) one, else the oldest
+   * queued one, else the most recent one; plus how many others are queued behind it.
+   */
+  runSummary() {
+    const runs = [...this.runs.values()];
+    const current = runs.find((r) => r.status === "running" || r.status === "waiting")
+      ?? runs.find((r) => r.status === "queued")
+      ?? runs.at(-1)
+      ?? null;
+    const queued = runs.filter((r) => r.status === "queued" && r !== current).length;
+    const waitingFor = current?.status === "waiting"
+      ? [...this.interrupts.values()].find((i) => i.run_id === current.id) ?? null
+      : null;
+    return { run: current, queued, interrupt: waitingFor };
+  }
+
+  /** The run a cancel button should target, or null when nothing can be cancelled. */
+  activeRunId() {
+    const { run } = this.runSummary();
+    return run && ACTIVE_RUN_STATUSES.has(run.status) ? run.id : null;
+  }
+}
+
+function runFromSnapshot(r) {
+  return {
+    id: r.run_id, status: r.status, messageId: r.message_id ?? null,
+    position: r.position ?? null, error: r.error ?? null, retryable: Boolean(r.retryable),
+  };
+}
+
+/**
+ * Commands sent but not yet acknowledged, in send order. They are re-sent with the same id
+ * after a reconnect; the server's idempotency makes the re-send harmless. Bounded.
+ */
+export class Outbox {
+  constructor(maxSize = 100) {
+    this.maxSize = maxSize;
+    this.frames = new Map(); // id -> frame
+  }
+
+  get size() {
+    return this.frames.size;
+  }
+
+  /** Keep `frame` until its ack; false (and nothing kept) when the outbox is full. */
+  add(frame) {
+    if (this.frames.size >= this.maxSize) return false;
+    this.frames.set(frame.id, frame);
+    return true;
+  }
+
+  /** Forget the command with this id (acked or rejected); returns its frame, if any. */
+  settle(id) {
+    const frame = this.frames.get(id);
+    this.frames.delete(id);
+    return frame;
+  }
+
+  pending() {
+    return [...this.frames.values()];
+  }
+
+  clear() {
+    this.frames.clear();
+  }
+}

@@ -1,0 +1,145 @@
+"""A real tether server for tests: uvicorn on 127.0.0.1 port 0, in the test's event loop,
+or ``tether serve`` as a subprocess (for kill -9 tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tether.app import create_app
+from tether.core.engine import Engine
+from tether.settings import Settings
+
+READ_TIMEOUT_S = 10.0
+
+
+def make_settings(store_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"store_url": store_url, "log_level": "WARNING"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Running:
+    port: int
+    engine: Engine
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/ws"
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(256)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Running]:
+    """Run the app under uvicorn until the block ends; the port is known up front."""
+    app = create_app(settings)
+    sock = bound_socket()
+    config = uvicorn.Config(app, log_config=None, lifespan="on", ws_max_size=settings.max_frame_bytes,
+                            timeout_graceful_shutdown=2)  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield Running(sock.getsockname()[1], app.state.engine)
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(15):
+            await task
+        sock.close()
+
+
+async def raw_connect(running: Running, hello: dict[str, Any] | None = None,
+                      **kwargs: Any) -> tuple[ClientConnection, list[dict[str, Any]]]:  # fmt: skip
+    """A bare socket after hello: returns it with the welcome (and snapshot, if any)."""
+    ws = await websockets.connect(running.ws, open_timeout=READ_TIMEOUT_S, **kwargs)
+    await ws.send(json.dumps(hello if hello is not None else {"type": "hello"}))
+    first = await recv(ws)
+    frames = [first]
+    if first.get("type") == "welcome" and not first["recovered"]:
+        frames.append(await recv(ws))
+    return ws, frames
+
+
+async def recv(ws: ClientConnection, timeout_s: float = READ_TIMEOUT_S) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        data: dict[str, Any] = json.loads(await ws.recv())
+        return data
+
+
+async def recv_until(ws: ClientConnection, predicate: Any,
+                     timeout_s: float = READ_TIMEOUT_S) -> list[dict[str, Any]]:  # fmt: skip
+    """Frames up to and including the first for which ``predicate(frame)`` holds."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            frame = json.loads(await ws.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+async def close_code(ws: ClientConnection, timeout_s: float = READ_TIMEOUT_S) -> int | None:
+    """Read until the server closes; returns its close code."""
+    async with asyncio.timeout(timeout_s):
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()
+    return ws.close_code
+
+
+class ServerProcess:
+    """``tether serve`` in a subprocess, on a port it picks and announces."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env, "TETHER_PORT": "0", "TETHER_LOG_FORMAT": "json"}
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tether.cli", "serve"], env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 30)
+        if "serving at" not in line:
+            raise RuntimeError(f"tether serve did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+        return self.port
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
