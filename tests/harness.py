@@ -75,11 +75,12 @@ async def raw_connect(running: Running, hello: dict[str, Any] | None = None,
                       **kwargs: Any) -> tuple[ClientConnection, list[dict[str, Any]]]:  # fmt: skip
     """A bare socket after hello: returns it with the welcome (and snapshot, if any)."""
     ws = await websockets.connect(running.ws, open_timeout=READ_TIMEOUT_S, **kwargs)
-    await ws.send(json.dumps(hello if hello is not None else {"type": "hello"}))
-    first = await recv(ws)
-    frames = [first]
-    if first.get("type") == "welcome" and not first["recovered"]:
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        await ws.send(json.dumps(hello if hello is not None else {"type": "hello"}))
         frames.append(await recv(ws))
+        if frames[0].get("type") == "welcome" and not frames[0]["recovered"]:
+            frames.append(await recv(ws))
     return ws, frames
 
 
