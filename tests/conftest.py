@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -12,11 +14,20 @@ from tests.services import create_pg_database, drop_pg_database, port_open, requ
 from tether.store import EventRecord, Store, open_store
 from tether.store.sql.migrate import upgrade
 
+T = TypeVar("T")
+
+
+def in_thread(fn: Callable[[], T]) -> T:
+    """Run blocking set-up that uses its own event loop (Alembic, asyncpg admin) off-loop,
+    so session fixtures work even when an async fixture asks for them first."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result(timeout=120)
+
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "tether.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    in_thread(lambda: upgrade(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -25,10 +36,10 @@ def pg_database() -> Iterator[str | None]:
     if not port_open("127.0.0.1", 5432):
         yield None
         return
-    name, url = create_pg_database()
-    upgrade(url)
+    name, url = in_thread(create_pg_database)
+    in_thread(lambda: upgrade(url))
     yield url
-    drop_pg_database(name)
+    in_thread(lambda: drop_pg_database(name))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Ownership is checked here, once: a session that is not the caller's is ``Forbidd
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tether.agents.registry import AgentRegistry
@@ -115,7 +115,7 @@ class Sessions:
             await tx.insert_session(session)
             event = NewEvent(EventKind.SESSION_CREATED, _session_data(session))
             [logged] = await tx.append(session.id, [event])
-            return SessionRecord(**{**_fields(session), "head_seq": logged.seq})
+            return replace(session, head_seq=logged.seq, updated_at=logged.ts)
 
         result: SessionRecord = await self._store.write(op)
         return result
@@ -138,8 +138,9 @@ class Sessions:
             if current is None or current.owner != user:
                 raise NotFound(session_id)
             updated = await tx.update_session(session_id, expected_version, **changes)
-            await tx.append(session_id, [NewEvent(EventKind.SESSION_UPDATED, _session_data(updated))])
-            return SessionRecord(**{**_fields(updated), "head_seq": updated.head_seq + 1})
+            event = NewEvent(EventKind.SESSION_UPDATED, _session_data(updated))
+            [logged] = await tx.append(session_id, [event])
+            return replace(updated, head_seq=logged.seq, updated_at=logged.ts)
 
         result: SessionRecord = await self._store.write(op)
         return result
@@ -186,10 +187,6 @@ class Sessions:
             return
         await self._runs.stop_local(result.stop)
         self._runs.launch(result.start)
-
-
-def _fields(session: SessionRecord) -> dict[str, Any]:
-    return {name: getattr(session, name) for name in SessionRecord.__slots__}
 
 
 __all__ = ["Forbidden", "NotFound", "SessionLimits", "Sessions", "VersionConflict", "fold_snapshot"]
