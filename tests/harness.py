@@ -132,9 +132,11 @@ class ServerProcess:
         return self.port
 
     def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self._close_pipe()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -144,3 +146,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
