@@ -58,8 +58,13 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
     """Run the app under uvicorn until the block ends; the port is known up front."""
     app = create_app(settings)
     sock = bound_socket()
-    config = uvicorn.Config(app, log_config=None, lifespan="on", ws_max_size=settings.max_frame_bytes,
-                            timeout_graceful_shutdown=2)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="on",
+        ws_max_size=settings.max_frame_bytes,
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -71,8 +76,9 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         sock.close()
 
 
-async def raw_connect(running: Running, hello: dict[str, Any] | None = None,
-                      **kwargs: Any) -> tuple[ClientConnection, list[dict[str, Any]]]:  # fmt: skip
+async def raw_connect(
+    running: Running, hello: dict[str, Any] | None = None, **kwargs: Any
+) -> tuple[ClientConnection, list[dict[str, Any]]]:
     """A bare socket after hello: returns it with the welcome (and snapshot, if any)."""
     ws = await websockets.connect(running.ws, open_timeout=READ_TIMEOUT_S, **kwargs)
     frames: list[dict[str, Any]] = []
@@ -90,8 +96,9 @@ async def recv(ws: ClientConnection, timeout_s: float = READ_TIMEOUT_S) -> dict[
         return data
 
 
-async def recv_until(ws: ClientConnection, predicate: Any,
-                     timeout_s: float = READ_TIMEOUT_S) -> list[dict[str, Any]]:  # fmt: skip
+async def recv_until(
+    ws: ClientConnection, predicate: Any, timeout_s: float = READ_TIMEOUT_S
+) -> list[dict[str, Any]]:
     """Frames up to and including the first for which ``predicate(frame)`` holds."""
     frames: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout_s):
@@ -120,16 +127,22 @@ class ServerProcess:
         self.port = 0
 
     async def start(self) -> int:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tether.cli", "serve"], env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.proc = await asyncio.to_thread(self._spawn)
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 30)
         if "serving at" not in line:
             raise RuntimeError(f"tether serve did not start: {line!r}")
         self.port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
         return self.port
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tether.cli", "serve"],
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""

@@ -32,8 +32,12 @@ def create_app(settings: Settings, registry: AgentRegistry | None = None) -> Fas
         finally:
             await engine.stop()
 
-    app = FastAPI(title="tether", version="0.1.0", lifespan=lifespan,
-                  description="WebSocket orchestration for human-in-the-loop AI agents")  # fmt: skip
+    app = FastAPI(
+        title="tether",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="WebSocket orchestration for human-in-the-loop AI agents",
+    )
     app.state.engine = engine
     app.state.auth = Authenticator(settings)
     problems.install(app)
@@ -48,10 +52,13 @@ def create_app(settings: Settings, registry: AgentRegistry | None = None) -> Fas
 def _guard_origin(app: FastAPI, settings: Settings) -> None:
     if settings.allowed_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.allowed_origins, allow_credentials=False,
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=False,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match"], expose_headers=["ETag"],
-        )  # fmt: skip
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag"],
+        )
 
     @app.middleware("http")
     async def refuse_foreign_origin(
@@ -60,8 +67,14 @@ def _guard_origin(app: FastAPI, settings: Settings) -> None:
         origin = request.headers.get("origin")
         if origin_allowed(origin, request.headers.get("host"), settings.allowed_origins):
             return await call_next(request)
-        body = {"type": "about:blank", "title": "forbidden", "status": 403, "code": "forbidden",
-                "detail": f"origin {origin} is not allowed", "instance": request.url.path}  # fmt: skip
+        body = {
+            "type": "about:blank",
+            "title": "forbidden",
+            "status": 403,
+            "code": "forbidden",
+            "detail": f"origin {origin} is not allowed",
+            "instance": request.url.path,
+        }
         return JSONResponse(body, status_code=403, media_type=problems.PROBLEM)
 
 

@@ -35,10 +35,15 @@ def serve(settings: Settings) -> None:
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config = uvicorn.Config(
-        create_app(settings), log_config=None, access_log=False, lifespan="on",
-        ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     sys.stdout.write(f"tether serving at http://{host}:{port}/\n")
     sys.stdout.flush()
@@ -60,8 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--migrate", action="store_true", help="apply migrations first")
     commands.add_parser("migrate", help="apply database migrations")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in {"host": getattr(args, "host", None),
-                                    "port": getattr(args, "port", None)}.items() if v is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+        }.items()
+        if v is not None
+    }
     try:
         settings = Settings(**overrides)
     except ValueError as exc:

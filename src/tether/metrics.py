@@ -22,9 +22,11 @@ class Metrics:
             "tether_events_appended_total", "Events committed to the log", registry=r
         )
         self.replay_events = Histogram(
-            "tether_replay_events", "Events replayed on a resume",
-            buckets=(0, 1, 10, 100, 1_000, 10_000), registry=r,
-        )  # fmt: skip
+            "tether_replay_events",
+            "Events replayed on a resume",
+            buckets=(0, 1, 10, 100, 1_000, 10_000),
+            registry=r,
+        )
         self.snapshots = Counter("tether_snapshots_total", "Snapshots sent", registry=r)
         self.runs_finished = Counter(
             "tether_runs_total", "Runs ended, by outcome", ["outcome"], registry=r
@@ -34,16 +36,19 @@ class Metrics:
             "tether_rate_limited_total", "Rate-limit rejections", ["scope"], registry=r
         )
         self.store_batch = Histogram(
-            "tether_store_batch_units", "Units of work per group commit",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r,
-        )  # fmt: skip
+            "tether_store_batch_units",
+            "Units of work per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.store_commit_seconds = Histogram(
             "tether_store_commit_seconds", "Group commit latency", registry=r
         )
         self.slow_consumers = Counter(
-            "tether_slow_consumers_total", "Connections closed for overflowing their outbox",
+            "tether_slow_consumers_total",
+            "Connections closed for overflowing their outbox",
             registry=r,
-        )  # fmt: skip
+        )
 
     def observe_batch(self, units: int, seconds: float) -> None:
         self.store_batch.observe(units)

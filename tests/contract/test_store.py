@@ -25,10 +25,19 @@ from tether.store import (
 def make_session(owner: str = "alice") -> SessionRecord:
     now = utcnow()
     return SessionRecord(
-        id=new_id("s"), owner=owner, title="t", agent="demo", metadata={"k": [1, 2]},
-        policy="enqueue", version=1, epoch=secrets.token_hex(8), head_seq=0, status="idle",
-        created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=new_id("s"),
+        owner=owner,
+        title="t",
+        agent="demo",
+        metadata={"k": [1, 2]},
+        policy="enqueue",
+        version=1,
+        epoch=secrets.token_hex(8),
+        head_seq=0,
+        status="idle",
+        created_at=now,
+        updated_at=now,
+    )
 
 
 async def create(store: Store, owner: str = "alice") -> SessionRecord:

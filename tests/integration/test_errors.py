@@ -68,7 +68,9 @@ async def test_quota_exceeded_and_busy(sqlite_url: str) -> None:
         other, _ = await raw_connect(server)
         quota = await error_for(other, {"type": "message", "id": "q", "content": "hi"})
         assert (quota["code"], quota["id"]) == ("quota_exceeded", "q")
-        busy = await error_for(ws, {"type": "message", "id": "b", "content": "x", "policy": "reject"})
+        busy = await error_for(
+            ws, {"type": "message", "id": "b", "content": "x", "policy": "reject"}
+        )
         assert busy["code"] == "busy"
         await ws.close()
         await other.close()
@@ -92,7 +94,9 @@ async def test_not_found_and_conflict(sqlite_url: str) -> None:
 async def test_forbidden_for_a_foreign_origin(sqlite_url: str) -> None:
     async with serve(make_settings(sqlite_url)) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
-            refused = await http.post("/v1/sessions", json={}, headers={"Origin": "https://evil.example"})
+            refused = await http.post(
+                "/v1/sessions", json={}, headers={"Origin": "https://evil.example"}
+            )
             assert refused.status_code == 403
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.json()["code"] == "forbidden"
@@ -138,11 +142,15 @@ async def test_close_codes_of_the_handshake(sqlite_url: str) -> None:
         alice, (welcome, _) = await raw_connect(server, {"type": "hello", "token": "tok-alice-123"})
         assert welcome["user"] == "alice"
         session = welcome["session_id"]
-        bob, _ = await raw_connect(server, {"type": "hello", "session_id": session},
-                                   additional_headers={"Authorization": "Bearer tok-bob-4567"})
+        bob, _ = await raw_connect(
+            server,
+            {"type": "hello", "session_id": session},
+            additional_headers={"Authorization": "Bearer tok-bob-4567"},
+        )
         assert await close_code(bob) == 4403
-        ghost, _ = await raw_connect(server, {"type": "hello", "token": "tok-bob-4567",
-                                              "session_id": "s-does-not-exist"})
+        ghost, _ = await raw_connect(
+            server, {"type": "hello", "token": "tok-bob-4567", "session_id": "s-does-not-exist"}
+        )
         assert await close_code(ghost) == 4404
         await alice.close()
 
@@ -181,16 +189,24 @@ async def test_slow_consumer_closed_with_4008_then_resumes(sqlite_url: str) -> N
         session_id = welcome["session_id"]
 
         async def burst(tx: StoreTx) -> None:
-            await tx.append(session_id, [NewEvent("progress", {"label": f"step {i}"}) for i in range(50)])
+            await tx.append(
+                session_id, [NewEvent("progress", {"label": f"step {i}"}) for i in range(50)]
+            )
 
         await server.engine.store.write(burst)
         assert await close_code(ws) == 4008
-        hello = {"type": "hello", "session_id": session_id,
-                 "resume": {"epoch": welcome["epoch"], "seq": welcome["head_seq"]}}  # fmt: skip
+        hello = {
+            "type": "hello",
+            "session_id": session_id,
+            "resume": {"epoch": welcome["epoch"], "seq": welcome["head_seq"]},
+        }
         again, (welcome2,) = await raw_connect(server, hello)
         assert welcome2["recovered"] is True
-        events = events_of(await recv_until(again, lambda f: events_of([f])[-1:] != [] and
-                                            events_of([f])[-1]["seq"] == 51))  # fmt: skip
+        events = events_of(
+            await recv_until(
+                again, lambda f: events_of([f])[-1:] != [] and events_of([f])[-1]["seq"] == 51
+            )
+        )
         assert [e["data"]["label"] for e in events] == [f"step {i}" for i in range(50)]
         await again.close()
 

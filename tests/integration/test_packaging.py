@@ -20,19 +20,51 @@ def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 
 def test_wheel_ships_migrations_and_cli_migrates(tmp_path: Path) -> None:
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(ROOT)])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ]
+    )
     [wheel] = (tmp_path / "dist").glob("tether-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "tether/migrations/env.py" in names
     assert "tether/migrations/versions/0001_initial.py" in names
     assert "tether/web/index.html" in names
     target = tmp_path / "site"
-    run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ]
+    )
     db = tmp_path / "data" / "fresh.db"
     env = {**os.environ, "PYTHONPATH": str(target), "TETHER_STORE_URL": f"sqlite+aiosqlite:///{db}"}
-    where = run([sys.executable, "-c", "import tether, tether.store.sql.migrate as m; "
-                 "print(tether.__file__); print(m.migrations_dir())"], env=env, cwd=tmp_path)  # fmt: skip
+    where = run(
+        [
+            sys.executable,
+            "-c",
+            "import tether, tether.store.sql.migrate as m; "
+            "print(tether.__file__); print(m.migrations_dir())",
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
     module_file, migrations = where.stdout.split()
     assert module_file.startswith(str(target)), "the wheel, not the source tree, is imported"
     assert migrations.startswith(str(target))

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.harness import Running, make_settings, raw_connect, serve
+from tests.harness import Running, make_settings, raw_connect, recv_until, serve
 from tests.integration.test_ws import is_event
-from tests.harness import recv_until
 
 ALICE = {"Authorization": "Bearer tok-alice-123"}
 BOB = {"Authorization": "Bearer tok-bob-4567"}
@@ -30,29 +29,45 @@ async def http(server: Running) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_session_lifecycle(http: httpx.AsyncClient) -> None:
-    created = await http.post("/v1/sessions", json={"title": "first", "metadata": {"a": 1}},
-                              headers=ALICE)  # fmt: skip
+    created = await http.post(
+        "/v1/sessions", json={"title": "first", "metadata": {"a": 1}}, headers=ALICE
+    )
     assert created.status_code == 201
     body = created.json()
-    assert (body["title"], body["owner"], body["agent"], body["version"]) == ("first", "alice", "demo", 1)
+    assert (body["title"], body["owner"], body["agent"], body["version"]) == (
+        "first",
+        "alice",
+        "demo",
+        1,
+    )
     assert (body["head_seq"], body["status"], body["policy"]) == (1, "idle", "enqueue")
     assert created.headers["location"] == f"/v1/sessions/{body['id']}"
     got = await http.get(f"/v1/sessions/{body['id']}", headers=ALICE)
     assert got.json() == body
     assert got.headers["etag"] == '"1"'
-    patched = await http.patch(f"/v1/sessions/{body['id']}", json={"title": "renamed"},
-                               headers={**ALICE, "If-Match": '"1"'})  # fmt: skip
+    patched = await http.patch(
+        f"/v1/sessions/{body['id']}",
+        json={"title": "renamed"},
+        headers={**ALICE, "If-Match": '"1"'},
+    )
     assert patched.status_code == 200
-    assert (patched.json()["title"], patched.json()["version"], patched.json()["head_seq"]) == ("renamed", 2, 2)
-    stale = await http.patch(f"/v1/sessions/{body['id']}", json={"title": "late"},
-                             headers={**ALICE, "If-Match": "1"})  # fmt: skip
+    assert (patched.json()["title"], patched.json()["version"], patched.json()["head_seq"]) == (
+        "renamed",
+        2,
+        2,
+    )
+    stale = await http.patch(
+        f"/v1/sessions/{body['id']}", json={"title": "late"}, headers={**ALICE, "If-Match": "1"}
+    )
     assert stale.status_code == 412
     assert stale.headers["content-type"] == "application/problem+json"
     assert stale.headers["etag"] == '"2"'
     assert stale.json()["status"] == 412
     events = (await http.get(f"/v1/sessions/{body['id']}/events", headers=ALICE)).json()
-    assert [(e["seq"], e["event"]) for e in events["events"]] == [(1, "session.created"),
-                                                                  (2, "session.updated")]  # fmt: skip
+    assert [(e["seq"], e["event"]) for e in events["events"]] == [
+        (1, "session.created"),
+        (2, "session.updated"),
+    ]
     assert events["events"][1]["data"]["title"] == "renamed"
     deleted = await http.delete(f"/v1/sessions/{body['id']}", headers=ALICE)
     assert deleted.status_code == 204
@@ -62,19 +77,25 @@ async def test_session_lifecycle(http: httpx.AsyncClient) -> None:
 async def test_another_user_is_refused_everywhere(server: Running, http: httpx.AsyncClient) -> None:
     sid = (await http.post("/v1/sessions", json={}, headers=ALICE)).json()["id"]
     routes = [
-        ("GET", f"/v1/sessions/{sid}", None), ("PATCH", f"/v1/sessions/{sid}", {"title": "x"}),
-        ("DELETE", f"/v1/sessions/{sid}", None), ("GET", f"/v1/sessions/{sid}/events", None),
-        ("GET", f"/v1/sessions/{sid}/snapshot", None), ("GET", f"/v1/sessions/{sid}/runs", None),
+        ("GET", f"/v1/sessions/{sid}", None),
+        ("PATCH", f"/v1/sessions/{sid}", {"title": "x"}),
+        ("DELETE", f"/v1/sessions/{sid}", None),
+        ("GET", f"/v1/sessions/{sid}/events", None),
+        ("GET", f"/v1/sessions/{sid}/snapshot", None),
+        ("GET", f"/v1/sessions/{sid}/runs", None),
         ("POST", f"/v1/sessions/{sid}/messages", {"id": "m", "content": "hi"}),
         ("POST", f"/v1/sessions/{sid}/runs/r1/cancel", {"id": "c"}),
-    ]  # fmt: skip
+    ]
     for method, path, body in routes:
         as_bob = await http.request(method, path, json=body, headers=BOB)
-        guess = await http.request(method, path.replace(sid, "s" + "0" * 32), json=body, headers=BOB)
+        guess = await http.request(
+            method, path.replace(sid, "s" + "0" * 32), json=body, headers=BOB
+        )
         assert as_bob.status_code == 404, (method, path)
         assert guess.status_code == 404
         assert as_bob.json()["detail"].replace(sid, "ID") == guess.json()["detail"].replace(
-            "s" + "0" * 32, "ID"), "the same answer whether or not the session exists"  # fmt: skip
+            "s" + "0" * 32, "ID"
+        ), "the same answer whether or not the session exists"
         nobody = await http.request(method, path, json=body)
         assert nobody.status_code == 401
     assert (await http.get("/v1/sessions", headers=BOB)).json()["items"] == []
@@ -85,8 +106,10 @@ async def test_another_user_is_refused_everywhere(server: Running, http: httpx.A
 
 
 async def test_cursor_pagination(http: httpx.AsyncClient) -> None:
-    ids = [(await http.post("/v1/sessions", json={"title": f"s{i}"}, headers=ALICE)).json()["id"]
-           for i in range(5)]  # fmt: skip
+    ids = [
+        (await http.post("/v1/sessions", json={"title": f"s{i}"}, headers=ALICE)).json()["id"]
+        for i in range(5)
+    ]
     seen, cursor = [], None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -102,30 +125,48 @@ async def test_cursor_pagination(http: httpx.AsyncClient) -> None:
 
 async def test_messages_runs_and_log_over_rest(server: Running, http: httpx.AsyncClient) -> None:
     sid = (await http.post("/v1/sessions", json={}, headers=ALICE)).json()["id"]
-    ws, _ = await raw_connect(server, {"type": "hello", "token": "tok-alice-123", "session_id": sid})
-    sent = await http.post(f"/v1/sessions/{sid}/messages", json={"id": "m1", "content": "/stream 5"},
-                           headers=ALICE)  # fmt: skip
+    ws, _ = await raw_connect(
+        server, {"type": "hello", "token": "tok-alice-123", "session_id": sid}
+    )
+    sent = await http.post(
+        f"/v1/sessions/{sid}/messages", json={"id": "m1", "content": "/stream 5"}, headers=ALICE
+    )
     assert sent.status_code == 202
     ack = sent.json()
     assert ack["duplicate"] is False
     await recv_until(ws, is_event("run.completed"))
-    again = await http.post(f"/v1/sessions/{sid}/messages", json={"id": "m1", "content": "/stream 5"},
-                            headers=ALICE)  # fmt: skip
+    again = await http.post(
+        f"/v1/sessions/{sid}/messages", json={"id": "m1", "content": "/stream 5"}, headers=ALICE
+    )
     assert again.json() == {**ack, "duplicate": True}
     runs = (await http.get(f"/v1/sessions/{sid}/runs", headers=ALICE)).json()
-    assert [(r["run_id"], r["status"], r["attempt"]) for r in runs] == [(ack["result"]["run_id"], "completed", 1)]
-    page1 = (await http.get(f"/v1/sessions/{sid}/events", params={"limit": 3}, headers=ALICE)).json()
-    page2 = (await http.get(f"/v1/sessions/{sid}/events",
-                            params={"after": page1["next_after"], "limit": 500}, headers=ALICE)).json()  # fmt: skip
+    assert [(r["run_id"], r["status"], r["attempt"]) for r in runs] == [
+        (ack["result"]["run_id"], "completed", 1)
+    ]
+    page1 = (
+        await http.get(f"/v1/sessions/{sid}/events", params={"limit": 3}, headers=ALICE)
+    ).json()
+    page2 = (
+        await http.get(
+            f"/v1/sessions/{sid}/events",
+            params={"after": page1["next_after"], "limit": 500},
+            headers=ALICE,
+        )
+    ).json()
     seqs = [e["seq"] for e in page1["events"] + page2["events"]]
     assert seqs == list(range(1, page2["head_seq"] + 1))
     snapshot = (await http.get(f"/v1/sessions/{sid}/snapshot", headers=ALICE)).json()
     assert snapshot["as_of_seq"] == page2["head_seq"]
     assert [m["content"] for m in snapshot["messages"]] == ["/stream 5", "t1 t2 t3 t4 t5"]
-    cancel = await http.post(f"/v1/sessions/{sid}/runs/{ack['result']['run_id']}/cancel",
-                             json={"id": "c1"}, headers=ALICE)  # fmt: skip
+    cancel = await http.post(
+        f"/v1/sessions/{sid}/runs/{ack['result']['run_id']}/cancel",
+        json={"id": "c1"},
+        headers=ALICE,
+    )
     assert (cancel.status_code, cancel.json()["code"]) == (409, "conflict")
-    invalid = await http.post(f"/v1/sessions/{sid}/messages", json={"content": "no id"}, headers=ALICE)
+    invalid = await http.post(
+        f"/v1/sessions/{sid}/messages", json={"content": "no id"}, headers=ALICE
+    )
     assert (invalid.status_code, invalid.json()["code"]) == (422, "invalid")
     await ws.close()
 

@@ -1,5 +1,8 @@
-"""kill -9 mid-run, start again on the same database: nothing a client saw is lost or renumbered,
-the client resumes, and the interrupted run ends ``run.interrupted`` + ``run.failed {retryable}``."""
+"""kill -9 mid-run, then start again on the same database.
+
+Nothing a client saw is lost or renumbered, the client resumes, and the interrupted run
+ends ``run.interrupted`` then ``run.failed {retryable: true}``.
+"""
 
 from __future__ import annotations
 
@@ -29,14 +32,19 @@ def processes() -> Iterator[list[ServerProcess]]:
 
 
 async def test_kill_9_mid_run_then_restart(store_url: str, processes: list[ServerProcess]) -> None:
-    env = {"TETHER_STORE_URL": store_url, "TETHER_RUN_LEASE_S": "1",
-           "TETHER_RECOVERY_INTERVAL_S": "0.2", "TETHER_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        "TETHER_STORE_URL": store_url,
+        "TETHER_RUN_LEASE_S": "1",
+        "TETHER_RECOVERY_INTERVAL_S": "0.2",
+        "TETHER_LOG_LEVEL": "WARNING",
+    }
     first = ServerProcess(env)
     processes.append(first)
     port = await first.start()
     state = SessionState()
-    async with TetherClient(f"ws://127.0.0.1:{port}/v1/ws", state=state,
-                            max_reconnect_attempts=1) as client:  # fmt: skip
+    async with TetherClient(
+        f"ws://127.0.0.1:{port}/v1/ws", state=state, max_reconnect_attempts=1
+    ) as client:
         ack = await client.send_message("/stream 500 20")
         run_id = ack.result["run_id"] if ack.result else ""
         await client.wait_for(lambda e: e.event == "text.delta" and e.seq >= 12, timeout_s=20)
@@ -49,8 +57,9 @@ async def test_kill_9_mid_run_then_restart(store_url: str, processes: list[Serve
     second = ServerProcess(env)
     processes.append(second)
     port = await second.start()
-    async with TetherClient(f"ws://127.0.0.1:{port}/v1/ws", session_id=session_id,
-                            state=state) as client:  # fmt: skip
+    async with TetherClient(
+        f"ws://127.0.0.1:{port}/v1/ws", session_id=session_id, state=state
+    ) as client:
         assert client.welcome is not None
         assert client.welcome.recovered is True
         failed = await client.wait_for_event("run.failed", run_id=run_id, timeout_s=30)

@@ -31,7 +31,9 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
 def stored_text(events: list[EventRecord], run_id: str) -> tuple[str, str]:
     """(assistant message id, its stored content) for ``run_id``."""
     final = next(e for e in events if e.run_id == run_id and e.kind == "message.assistant")
-    deltas = "".join(e.data["delta"] for e in events if e.run_id == run_id and e.kind == "text.delta")
+    deltas = "".join(
+        e.data["delta"] for e in events if e.run_id == run_id and e.kind == "text.delta"
+    )
     assert deltas == final.data["content"]
     return final.data["message_id"], final.data["content"]
 
@@ -56,8 +58,13 @@ async def test_random_drops_mid_stream_lose_and_repeat_nothing(server: Running) 
     state = SessionState(session["id"])
     state.epoch = session["epoch"]
     drops = 0
-    async with TetherClient(server.ws, session_id=session["id"], state=state,
-                            backoff_base_s=0.01, max_reconnect_attempts=50) as client:  # fmt: skip
+    async with TetherClient(
+        server.ws,
+        session_id=session["id"],
+        state=state,
+        backoff_base_s=0.01,
+        max_reconnect_attempts=50,
+    ) as client:
         for run in range(RUNS):
             ack = await client.send_message(f"/stream {TOKENS} 2", command_id=new_command_id())
             run_id = ack.result["run_id"] if ack.result else ""

@@ -112,8 +112,11 @@ async def test_resume_sends_exactly_the_missing_events(server: Running) -> None:
     seen = events_of(frames)
     cursor = seen[4]["seq"]
     await ws.close()
-    resume = {"type": "hello", "session_id": welcome["session_id"],
-              "resume": {"epoch": welcome["epoch"], "seq": cursor}}  # fmt: skip
+    resume = {
+        "type": "hello",
+        "session_id": welcome["session_id"],
+        "resume": {"epoch": welcome["epoch"], "seq": cursor},
+    }
     again, (welcome2,) = await raw_connect(server, resume)
     assert welcome2["recovered"] is True
     head = welcome2["head_seq"]
@@ -129,8 +132,11 @@ async def test_unservable_cursor_gets_a_snapshot(server: Running, bad: str) -> N
     await send(ws, {"type": "message", "id": "c1", "content": "/stream 5"})
     await recv_until(ws, is_event("run.completed"))
     await ws.close()
-    cursor = {"epoch": "other", "seq": 2} if bad == "wrong-epoch" else {
-        "epoch": welcome["epoch"], "seq": 10_000}  # fmt: skip
+    cursor = (
+        {"epoch": "other", "seq": 2}
+        if bad == "wrong-epoch"
+        else {"epoch": welcome["epoch"], "seq": 10_000}
+    )
     again, (welcome2, snapshot) = await raw_connect(
         server, {"type": "hello", "session_id": welcome["session_id"], "resume": cursor}
     )
@@ -148,8 +154,11 @@ async def test_too_far_behind_gets_a_snapshot(sqlite_url: str) -> None:
         await send(ws, {"type": "message", "id": "c1", "content": "/stream 10"})
         await recv_until(ws, is_event("run.completed"))
         await ws.close()
-        hello = {"type": "hello", "session_id": welcome["session_id"],
-                 "resume": {"epoch": welcome["epoch"], "seq": 1}}  # fmt: skip
+        hello = {
+            "type": "hello",
+            "session_id": welcome["session_id"],
+            "resume": {"epoch": welcome["epoch"], "seq": 1},
+        }
         again, (welcome2, snapshot) = await raw_connect(server, hello)
         assert welcome2["recovered"] is False
         assert snapshot["type"] == "snapshot"
@@ -160,7 +169,9 @@ async def test_busy_policies(server: Running) -> None:
     ws, (welcome, _) = await raw_connect(server)
     ids: dict[str, str] = {}
     for i in range(3):
-        await send(ws, {"type": "message", "id": f"q{i}", "content": f"/stream 4 {30 if i == 0 else 1}"})
+        await send(
+            ws, {"type": "message", "id": f"q{i}", "content": f"/stream 4 {30 if i == 0 else 1}"}
+        )
     collected: list[dict[str, Any]] = []
     completed: list[str] = []
     async with asyncio.timeout(15):
@@ -189,8 +200,11 @@ async def test_busy_policies(server: Running) -> None:
     kinds = [(e["event"], e.get("data", {}).get("by")) for e in events_of(frames)]
     assert ("run.cancelled", "interrupt") in kinds
     cancelled_at = kinds.index(("run.cancelled", "interrupt"))
-    assert kinds[cancelled_at + 1:][:2] == [("message.user", None), ("run.started", None)]
-    runs = {r.command_id: r.status for r in await server.engine.store.list_runs(welcome["session_id"], 10)}
+    assert kinds[cancelled_at + 1 :][:2] == [("message.user", None), ("run.started", None)]
+    runs = {
+        r.command_id: r.status
+        for r in await server.engine.store.list_runs(welcome["session_id"], 10)
+    }
     assert runs["long"] == "cancelled"
     assert runs["i1"] == "completed"
     assert "r1" not in runs
@@ -205,7 +219,9 @@ async def test_cancel_active_and_queued_runs(server: Running) -> None:
     run_b = frames[-1]["result"]["run_id"]
     await send(ws, {"type": "cancel", "id": "x1", "run_id": run_b})
     got = await recv_until(ws, lambda f: f["type"] == "ack" and f["id"] == "x1")
-    assert is_event("run.cancelled")(got[-2]) or any(e["event"] == "run.cancelled" for e in events_of(got))
+    assert is_event("run.cancelled")(got[-2]) or any(
+        e["event"] == "run.cancelled" for e in events_of(got)
+    )
     await send(ws, {"type": "cancel", "id": "x2"})
     frames = await recv_until(ws, lambda f: f["type"] == "ack" and f["id"] == "x2")
     cancelled = [e for e in events_of(frames) if e["event"] == "run.cancelled"]

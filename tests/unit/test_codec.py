@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tether.protocol import (
-    CloseCode,
     ClientAction,
+    CloseCode,
     DecodeLimits,
     ErrorCode,
     HelloFrame,
@@ -19,8 +19,13 @@ from tether.protocol import (
 )
 from tether.protocol.codec import json_depth
 
-LIMITS = DecodeLimits(max_frame_bytes=4096, max_message_chars=100, max_json_depth=8,
-                      max_command_id_chars=16, max_metadata_bytes=64)  # fmt: skip
+LIMITS = DecodeLimits(
+    max_frame_bytes=4096,
+    max_message_chars=100,
+    max_json_depth=8,
+    max_command_id_chars=16,
+    max_metadata_bytes=64,
+)
 
 
 def code_of(text: str | bytes) -> ErrorCode:
@@ -43,7 +48,10 @@ def code_of(text: str | bytes) -> ErrorCode:
         ('{"type": "message", "id": "", "content": "x"}', ErrorCode.INVALID),
         ('{"type": "message", "id": "' + "i" * 17 + '", "content": "x"}', ErrorCode.INVALID),
         ('{"type": "message", "id": "a", "content": "' + "x" * 101 + '"}', ErrorCode.TOO_LARGE),
-        ('{"type": "hello", "create": {"metadata": {"k": "' + "v" * 80 + '"}}}', ErrorCode.TOO_LARGE),
+        (
+            '{"type": "hello", "create": {"metadata": {"k": "' + "v" * 80 + '"}}}',
+            ErrorCode.TOO_LARGE,
+        ),
         ('{"type": "ping", "t": ' + "[" * 9 + "]" * 9 + "}", ErrorCode.INVALID),
         ("[" * 100_000 + "]" * 100_000, ErrorCode.TOO_LARGE),
         ('{"type":"ping","t":"' + "x" * 5000 + '"}', ErrorCode.TOO_LARGE),
@@ -65,7 +73,7 @@ def test_error_carries_the_command_id_and_field_details() -> None:
         decode('{"type": "cancel", "id": "c-9", "run_id": 5}', LIMITS)
     assert caught.value.command_id == "c-9"
     assert caught.value.details
-    assert ["cancel", "run_id"] == caught.value.details[0]["loc"]  # type: ignore[index]
+    assert caught.value.details[0]["loc"] == ["cancel", "run_id"]  # type: ignore[index]
 
 
 def test_valid_frames_decode_to_their_models() -> None:

@@ -40,10 +40,19 @@ def test_demo_plan() -> None:
 
 
 def test_coalesce_merges_consecutive_deltas_of_one_message() -> None:
-    events = [TextDelta("a", "1"), TextDelta("a", "2"), TextDelta("b", "3"),
-              AssistantMessage("b", "3"), TextDelta("a", "4")]  # fmt: skip
-    assert coalesce(events) == [TextDelta("a", "12"), TextDelta("b", "3"),
-                                AssistantMessage("b", "3"), TextDelta("a", "4")]  # fmt: skip
+    events = [
+        TextDelta("a", "1"),
+        TextDelta("a", "2"),
+        TextDelta("b", "3"),
+        AssistantMessage("b", "3"),
+        TextDelta("a", "4"),
+    ]
+    assert coalesce(events) == [
+        TextDelta("a", "12"),
+        TextDelta("b", "3"),
+        AssistantMessage("b", "3"),
+        TextDelta("a", "4"),
+    ]
 
 
 def _event(seq: int, kind: str, data: dict[str, object], run_id: str = "r1") -> EventRecord:
@@ -65,9 +74,11 @@ def test_snapshot_folds_messages_and_partial_stream() -> None:
     frame = fold_snapshot(SnapshotData(session, events, runs))
     assert frame.as_of_seq == 9
     assert [(m["role"], m["content"], m.get("partial", False)) for m in frame.messages] == [
-        ("user", "hi", False), ("assistant", "Hello", False), ("user", "more", False),
+        ("user", "hi", False),
+        ("assistant", "Hello", False),
+        ("user", "more", False),
         ("assistant", "stre", True),
-    ]  # fmt: skip
+    ]
     assert frame.runs[0]["status"] == "running"
 
 

@@ -61,8 +61,9 @@ def plan(prompt: str) -> Script:
         return Script(["Working on it…"], 0.0, fail=reason)
     quoted = prompt.strip()[:500]
     reply = f'You said: "{quoted}". Try /stream 50 20, or /fail.'
-    return Script([w if i == 0 else f" {w}" for i, w in enumerate(reply.split(" "))],
-                  QUOTE_DELAY_MS / 1000)  # fmt: skip
+    return Script(
+        [w if i == 0 else f" {w}" for i, w in enumerate(reply.split(" "))], QUOTE_DELAY_MS / 1000
+    )
 
 
 async def demo_stream(

@@ -110,6 +110,9 @@ class PydanticAIRunner:
         checkpoint = ModelMessagesTypeAdapter.dump_json(messages).decode()
         yield Finished(
             checkpoint,
-            {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-             "requests": usage.requests},
-        )  # fmt: skip
+            {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "requests": usage.requests,
+            },
+        )

@@ -16,30 +16,54 @@ from tether.store.contract import NotFound, StoreUnavailable, VersionConflict
 
 log = structlog.get_logger(__name__)
 PROBLEM = "application/problem+json"
-TITLES = {400: "bad request", 401: "not authenticated", 403: "forbidden", 404: "not found",
-          409: "conflict", 412: "precondition failed", 413: "too large", 422: "invalid",
-          429: "too many requests", 500: "internal error", 503: "unavailable"}  # fmt: skip
-CODES = {401: "unauthenticated", 404: ErrorCode.NOT_FOUND, 412: ErrorCode.CONFLICT,
-         422: ErrorCode.INVALID, 503: "unavailable"}  # fmt: skip
+TITLES = {
+    400: "bad request",
+    401: "not authenticated",
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    412: "precondition failed",
+    413: "too large",
+    422: "invalid",
+    429: "too many requests",
+    500: "internal error",
+    503: "unavailable",
+}
+CODES = {
+    401: "unauthenticated",
+    404: ErrorCode.NOT_FOUND,
+    412: ErrorCode.CONFLICT,
+    422: ErrorCode.INVALID,
+    503: "unavailable",
+}
 
 
 class Problem(HTTPException):
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(status, detail, headers)
         self.extra = extra
 
 
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> Problem:  # fmt: skip
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Problem:
     return Problem(status, detail, headers, title=title, **extra)
 
 
-def _respond(status: int, detail: str, request: Request, headers: dict[str, str] | None = None,
-             **extra: Any) -> JSONResponse:  # fmt: skip
-    body = {"type": "about:blank", "title": TITLES.get(status, "error"), "status": status,
-            "detail": detail, "instance": request.url.path,
-            "code": str(CODES.get(status, "error")), **extra}  # fmt: skip
+def _respond(
+    status: int, detail: str, request: Request, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": str(CODES.get(status, "error")),
+        **extra,
+    }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
@@ -59,8 +83,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""),
-                   "type": e.get("type", "")} for e in exc.errors()[:10]]  # fmt: skip
+        errors = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()[:10]
+        ]
         return _respond(422, "request failed validation", request, errors=errors)
 
     @app.exception_handler(NotFound)
@@ -70,8 +100,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(VersionConflict)
     async def _stale(request: Request, exc: VersionConflict) -> JSONResponse:
-        return _respond(412, f"stale If-Match; current version is {exc.current}", request,
-                        headers={"ETag": f'"{exc.current}"'})  # fmt: skip
+        return _respond(
+            412,
+            f"stale If-Match; current version is {exc.current}",
+            request,
+            headers={"ETag": f'"{exc.current}"'},
+        )
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:

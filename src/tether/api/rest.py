@@ -30,14 +30,16 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def current_user(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> str:
+def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     auth: Authenticator = request.app.state.auth
     user = auth.user_for(bearer(authorization))
     if user is None:
-        raise problem(401, "not authenticated", "send Authorization: Bearer <token>",
-                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise problem(
+            401,
+            "not authenticated",
+            "send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return user
 
 
@@ -156,13 +158,17 @@ async def create_session(
 
 @router.get("/sessions")
 async def list_sessions(
-    engine: EngineDep, user: UserDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
-) -> SessionPage:  # fmt: skip
+    engine: EngineDep,
+    user: UserDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> SessionPage:
     rows = await engine.store.list_sessions(user, limit + 1, _uncursor(cursor))
     page = rows[:limit]
     more = len(rows) > limit
-    return SessionPage(items=[_out(s) for s in page], next_cursor=_cursor(page[-1].id) if more else None)
+    return SessionPage(
+        items=[_out(s) for s in page], next_cursor=_cursor(page[-1].id) if more else None
+    )
 
 
 @router.get("/sessions/{session_id}")
@@ -174,9 +180,13 @@ async def get_session(
 
 @router.patch("/sessions/{session_id}")
 async def patch_session(
-    session_id: str, body: SessionPatch, engine: EngineDep, user: UserDep, response: Response,
+    session_id: str,
+    body: SessionPatch,
+    engine: EngineDep,
+    user: UserDep,
+    response: Response,
     if_match: Annotated[str | None, Header()] = None,
-) -> SessionOut:  # fmt: skip
+) -> SessionOut:
     expected = _version(if_match)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
@@ -207,14 +217,22 @@ async def delete_session(session_id: str, engine: EngineDep, user: UserDep) -> R
 
 @router.get("/sessions/{session_id}/events")
 async def list_events(
-    session_id: str, engine: EngineDep, user: UserDep,
-    after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> EventPage:  # fmt: skip
+    session_id: str,
+    engine: EngineDep,
+    user: UserDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> EventPage:
     session = await _owned(engine, user, session_id)
     events = await engine.store.read_events(session_id, after, limit)
     next_after = events[-1].seq if events else after
-    return EventPage(session_id=session_id, epoch=session.epoch, head_seq=session.head_seq,
-                     events=[event_frame(e) for e in events], next_after=next_after)  # fmt: skip
+    return EventPage(
+        session_id=session_id,
+        epoch=session.epoch,
+        head_seq=session.head_seq,
+        events=[event_frame(e) for e in events],
+        next_after=next_after,
+    )
 
 
 @router.get("/sessions/{session_id}/snapshot")
@@ -237,9 +255,11 @@ async def post_message(
 
 @router.get("/sessions/{session_id}/runs")
 async def list_runs(
-    session_id: str, engine: EngineDep, user: UserDep,
+    session_id: str,
+    engine: EngineDep,
+    user: UserDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[RunOut]:  # fmt: skip
+) -> list[RunOut]:
     await _owned(engine, user, session_id)
     runs = await engine.store.list_runs(session_id, limit)
     return [RunOut.model_validate(run.to_json()) for run in runs]
@@ -252,4 +272,3 @@ async def cancel_run(
     await _owned(engine, user, session_id)
     result = await engine.sessions.cancel(user, session_id, body.id, run_id)
     return AckOut(id=body.id, duplicate=result.duplicate, result=result.result)
-

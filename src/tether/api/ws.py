@@ -49,17 +49,22 @@ router = APIRouter()
 def decode_limits(engine: Engine) -> DecodeLimits:
     s = engine.settings
     return DecodeLimits(
-        max_frame_bytes=s.max_frame_bytes, max_message_chars=s.max_message_chars,
-        max_json_depth=s.max_json_depth, max_command_id_chars=s.max_command_id_chars,
+        max_frame_bytes=s.max_frame_bytes,
+        max_message_chars=s.max_message_chars,
+        max_json_depth=s.max_json_depth,
+        max_command_id_chars=s.max_command_id_chars,
         max_metadata_bytes=s.max_metadata_bytes,
-    )  # fmt: skip
+    )
 
 
 def error_frame(exc: ProtocolError) -> ErrorFrame:
     return ErrorFrame(
-        code=exc.code, message=exc.message, id=exc.command_id,
-        retry_after_ms=exc.retry_after_ms, details=exc.details,
-    )  # fmt: skip
+        code=exc.code,
+        message=exc.message,
+        id=exc.command_id,
+        retry_after_ms=exc.retry_after_ms,
+        details=exc.details,
+    )
 
 
 class Connection:
@@ -119,7 +124,10 @@ class Connection:
             spec = hello.create or CreateSpec()
             try:
                 return await sessions.create(
-                    user, title=spec.title, agent=spec.agent, metadata=spec.metadata,
+                    user,
+                    title=spec.title,
+                    agent=spec.agent,
+                    metadata=spec.metadata,
                     policy=spec.policy,
                 )
             except ProtocolError as exc:
@@ -150,9 +158,13 @@ class Connection:
         if session is None:
             raise Closing(CloseCode.NOT_FOUND, "no such session")
         stream = EventStream(
-            self.engine.store, session, self.outbox, self.send_text, self.engine.metrics,
+            self.engine.store,
+            session,
+            self.outbox,
+            self.send_text,
+            self.engine.metrics,
             self.settings.replay_batch_events,
-        )  # fmt: skip
+        )
         recovered = can_resume(session, hello.resume, self.settings.max_replay_events)
         await stream.send_frame(self._welcome(session, recovered))
         if recovered and hello.resume is not None:
@@ -167,13 +179,20 @@ class Connection:
     def _welcome(self, session: SessionRecord, recovered: bool) -> WelcomeFrame:
         s = self.settings
         limits = Limits(
-            max_frame_bytes=s.max_frame_bytes, max_message_chars=s.max_message_chars,
-            max_command_id_chars=s.max_command_id_chars, hello_timeout_s=s.hello_timeout_s,
-        )  # fmt: skip
+            max_frame_bytes=s.max_frame_bytes,
+            max_message_chars=s.max_message_chars,
+            max_command_id_chars=s.max_command_id_chars,
+            hello_timeout_s=s.hello_timeout_s,
+        )
         return WelcomeFrame(
-            session_id=session.id, epoch=session.epoch, head_seq=session.head_seq,
-            recovered=recovered, user=self.user, server_id=self.engine.server_id, limits=limits,
-        )  # fmt: skip
+            session_id=session.id,
+            epoch=session.epoch,
+            head_seq=session.head_seq,
+            recovered=recovered,
+            user=self.user,
+            server_id=self.engine.server_id,
+            limits=limits,
+        )
 
     async def _race(self, stream: EventStream, session_id: str) -> None:
         tasks = [
@@ -221,15 +240,21 @@ class Connection:
         now = time.monotonic()
         self._bad_frames.append(now)
         window = self.settings.bad_frame_window_s
-        if len(self._bad_frames) > self.settings.max_bad_frames and now - self._bad_frames[0] < window:
+        if (
+            len(self._bad_frames) > self.settings.max_bad_frames
+            and now - self._bad_frames[0] < window
+        ):
             raise Closing(CloseCode.POLICY_VIOLATION, "too many bad frames")
 
     async def _handle(self, session_id: str, raw: str | bytes) -> BaseModel | None:
         wait_s = self._bucket.take(time.monotonic())
         if wait_s > 0:
             self.engine.metrics.rate_limited.labels(scope="frames").inc()
-            return ErrorFrame(code=ErrorCode.RATE_LIMITED, message="too many frames",
-                              retry_after_ms=max(1, int(wait_s * 1000)))  # fmt: skip
+            return ErrorFrame(
+                code=ErrorCode.RATE_LIMITED,
+                message="too many frames",
+                retry_after_ms=max(1, int(wait_s * 1000)),
+            )
         try:
             frame = decode(raw, self.limits)
         except ProtocolError as exc:
@@ -251,8 +276,12 @@ class Connection:
             self.log.warning("command_store_error", error=str(exc))
         else:
             self.log.exception("command_failed")
-        return ErrorFrame(code=ErrorCode.INTERNAL, message="internal error; retry with the same id",
-                          id=command_id, retry_after_ms=1000)  # fmt: skip
+        return ErrorFrame(
+            code=ErrorCode.INTERNAL,
+            message="internal error; retry with the same id",
+            id=command_id,
+            retry_after_ms=1000,
+        )
 
     async def _dispatch(self, session_id: str, frame: BaseModel) -> BaseModel | None:
         sessions = self.engine.sessions
@@ -299,4 +328,4 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         engine.metrics.connections.dec()
 
 
-__all__ = ["router", "encode"]
+__all__ = ["encode", "router"]

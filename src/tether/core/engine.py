@@ -31,10 +31,12 @@ class Engine:
         self.metrics = Metrics()
         self.registry = registry or default_registry(settings.agents)
         self.store: Store = open_store(
-            settings.store_url, timeout_s=settings.store_timeout_s,
-            batch_max=settings.write_batch_max, queue_max=settings.write_queue_max,
+            settings.store_url,
+            timeout_s=settings.store_timeout_s,
+            batch_max=settings.write_batch_max,
+            queue_max=settings.write_queue_max,
             observe_batch=self.metrics.observe_batch,
-        )  # fmt: skip
+        )
         self.bus: Bus = open_bus(settings.bus_url)
         self.hub = Hub(settings.max_connections_per_session, settings.max_connections)
         self.runs = RunManager(self.store, self.registry, self._run_config(), self.metrics)
@@ -44,17 +46,21 @@ class Engine:
     def _run_config(self) -> RunConfig:
         s = self.settings
         return RunConfig(
-            server_id=self.server_id, lease_s=s.run_lease_s,
-            recovery_interval_s=s.recovery_interval_s, run_timeout_s=s.run_timeout_s,
+            server_id=self.server_id,
+            lease_s=s.run_lease_s,
+            recovery_interval_s=s.recovery_interval_s,
+            run_timeout_s=s.run_timeout_s,
             shutdown_grace_s=s.shutdown_grace_s,
-        )  # fmt: skip
+        )
 
     def _limits(self) -> SessionLimits:
         s = self.settings
         return SessionLimits(
-            max_metadata_bytes=s.max_metadata_bytes, max_title_chars=s.max_title_chars,
-            max_open_runs_per_user=s.max_active_runs_per_user, default_agent=s.default_agent,
-        )  # fmt: skip
+            max_metadata_bytes=s.max_metadata_bytes,
+            max_title_chars=s.max_title_chars,
+            max_open_runs_per_user=s.max_active_runs_per_user,
+            default_agent=s.default_agent,
+        )
 
     def _on_commit(self, events: Sequence[EventRecord]) -> None:
         self.metrics.events_appended.inc(len(events))

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from tether.store.contract import EventRecord
 
 
-
 @dataclass(frozen=True, slots=True)
 class CloseRequest:
     """An outbox item asking the connection to close (e.g. its session was deleted)."""

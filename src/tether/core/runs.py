@@ -71,7 +71,9 @@ def to_new_event(event: AgentEvent, run_id: str) -> NewEvent | None:
             data = ToolStartedData(call_id=call_id, tool=tool, args=args).dump()
             return NewEvent(EventKind.TOOL_STARTED, data, run_id)
         case ToolFinished(call_id, tool, ok, output, error):
-            finished = ToolFinishedData(call_id=call_id, tool=tool, ok=ok, output=output, error=error)
+            finished = ToolFinishedData(
+                call_id=call_id, tool=tool, ok=ok, output=output, error=error
+            )
             return NewEvent(EventKind.TOOL_FINISHED, finished.dump(), run_id)
         case Progress(label, done, total):
             data = ProgressData(label=label, done=done, total=total).dump()
@@ -84,10 +86,13 @@ def coalesce(events: Sequence[AgentEvent]) -> list[AgentEvent]:
     merged: list[AgentEvent] = []
     for event in events:
         last = merged[-1] if merged else None
-        if isinstance(event, TextDelta) and isinstance(last, TextDelta):
-            if last.message_id == event.message_id:
-                merged[-1] = TextDelta(event.message_id, last.delta + event.delta)
-                continue
+        if (
+            isinstance(event, TextDelta)
+            and isinstance(last, TextDelta)
+            and last.message_id == event.message_id
+        ):
+            merged[-1] = TextDelta(event.message_id, last.delta + event.delta)
+            continue
         merged.append(event)
     return merged
 
@@ -165,8 +170,9 @@ class RunManager:
                 if asyncio.iscoroutine(result):
                     await result
             except StoreError as exc:
-                log.warning("background_job_store_error", job=getattr(job, "__name__", ""),
-                            error=str(exc))  # fmt: skip
+                log.warning(
+                    "background_job_store_error", job=getattr(job, "__name__", ""), error=str(exc)
+                )
             except Exception:
                 log.exception("background_job_failed")
 
@@ -212,7 +218,9 @@ class RunManager:
         bound.info("run_finished", outcome=outcome.status)
         self.launch([following] if following else [])
 
-    async def _outcome(self, run: RunRecord, bound: structlog.typing.FilteringBoundLogger) -> tr.Outcome:
+    async def _outcome(
+        self, run: RunRecord, bound: structlog.typing.FilteringBoundLogger
+    ) -> tr.Outcome:
         try:
             async with asyncio.timeout(self._config.run_timeout_s):
                 finished = await self._pump(run, await self._stream(run))
@@ -281,7 +289,9 @@ def _finish(
     return lambda tx: tr.finish_run(tx, run_id, outcome, lease)
 
 
-async def _produce(stream: AsyncIterator[AgentEvent], queue: asyncio.Queue[AgentEvent | _End]) -> None:
+async def _produce(
+    stream: AsyncIterator[AgentEvent], queue: asyncio.Queue[AgentEvent | _End]
+) -> None:
     try:
         async for event in stream:
             await queue.put(event)

@@ -51,35 +51,58 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
     for event in data.message_events:
         message_id = str(event.data.get("message_id"))
         if event.kind == EventKind.MESSAGE_USER:
-            messages[message_id] = {"message_id": message_id, "role": "user",
-                                    "content": event.data["content"], "run_id": event.run_id}  # fmt: skip
+            messages[message_id] = {
+                "message_id": message_id,
+                "role": "user",
+                "content": event.data["content"],
+                "run_id": event.run_id,
+            }
         elif event.kind == EventKind.TEXT_DELTA:
-            entry = messages.setdefault(message_id, {"message_id": message_id, "role": "assistant",
-                                                     "content": "", "run_id": event.run_id,
-                                                     "partial": True})  # fmt: skip
+            entry = messages.setdefault(
+                message_id,
+                {
+                    "message_id": message_id,
+                    "role": "assistant",
+                    "content": "",
+                    "run_id": event.run_id,
+                    "partial": True,
+                },
+            )
             entry["content"] += event.data["delta"]
         elif event.kind == EventKind.MESSAGE_ASSISTANT:
-            messages[message_id] = {"message_id": message_id, "role": "assistant",
-                                    "content": event.data["content"], "run_id": event.run_id}  # fmt: skip
+            messages[message_id] = {
+                "message_id": message_id,
+                "role": "assistant",
+                "content": event.data["content"],
+                "run_id": event.run_id,
+            }
     return SnapshotFrame(
-        as_of_seq=data.session.head_seq, session=data.session.to_json(),
-        messages=list(messages.values()), runs=[run.to_json() for run in data.runs],
+        as_of_seq=data.session.head_seq,
+        session=data.session.to_json(),
+        messages=list(messages.values()),
+        runs=[run.to_json() for run in data.runs],
         interrupts=[],
-    )  # fmt: skip
+    )
 
 
 def _session_data(session: SessionRecord) -> dict[str, Any]:
     return SessionData(
-        title=session.title, agent=session.agent, metadata=session.metadata,
+        title=session.title,
+        agent=session.agent,
+        metadata=session.metadata,
         policy=session.policy,
-    ).dump()  # fmt: skip
+    ).dump()
 
 
 class Sessions:
     def __init__(
-        self, store: Store, hub: Hub, runs: RunManager, registry: AgentRegistry,
+        self,
+        store: Store,
+        hub: Hub,
+        runs: RunManager,
+        registry: AgentRegistry,
         limits: SessionLimits,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._store = store
         self._hub = hub
         self._runs = runs
@@ -95,9 +118,14 @@ class Sessions:
             check_metadata(metadata, self._limits.max_metadata_bytes)
 
     async def create(
-        self, owner: str, *, title: str | None = None, agent: str | None = None,
-        metadata: dict[str, Any] | None = None, policy: Policy | None = None,
-    ) -> SessionRecord:  # fmt: skip
+        self,
+        owner: str,
+        *,
+        title: str | None = None,
+        agent: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        policy: Policy | None = None,
+    ) -> SessionRecord:
         self._check(title, metadata)
         agent = agent or self._limits.default_agent
         if agent not in self._registry:
@@ -106,10 +134,19 @@ class Sessions:
             )
         now = utcnow()
         session = SessionRecord(
-            id=new_id("s"), owner=owner, title=title or DEFAULT_TITLE, agent=agent,
-            metadata=metadata or {}, policy=policy or "enqueue", version=1,
-            epoch=secrets.token_hex(8), head_seq=0, status="idle", created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=new_id("s"),
+            owner=owner,
+            title=title or DEFAULT_TITLE,
+            agent=agent,
+            metadata=metadata or {},
+            policy=policy or "enqueue",
+            version=1,
+            epoch=secrets.token_hex(8),
+            head_seq=0,
+            status="idle",
+            created_at=now,
+            updated_at=now,
+        )
 
         async def op(tx: StoreTx) -> SessionRecord:
             await tx.insert_session(session)
@@ -147,8 +184,11 @@ class Sessions:
 
     async def delete(self, user: str, session_id: str, close_frame: Any) -> None:
         await self.owned(user, session_id)
-        open_runs = [r.id for r in await self._store.list_runs(session_id, 1_000)
-                     if r.status in {"queued", "running", "waiting"}]  # fmt: skip
+        open_runs = [
+            r.id
+            for r in await self._store.list_runs(session_id, 1_000)
+            if r.status in {"queued", "running", "waiting"}
+        ]
         await self._runs.stop_local(open_runs)
         await self._store.write(lambda tx: tx.delete_session(session_id))
         self._hub.close_session(session_id, close_frame)

@@ -8,6 +8,7 @@ event exactly once, in ``seq`` order, whatever the bus drops or repeats (guarant
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+
 from pydantic import BaseModel
 
 from tether.core.hub import CloseRequest, Outbox
@@ -35,16 +36,26 @@ def can_resume(session: SessionRecord, cursor: Cursor | None, max_replay: int) -
 
 def event_frame(event: EventRecord) -> EventFrame:
     return EventFrame(
-        seq=event.seq, epoch=event.epoch, ts=event.ts.isoformat(), session_id=event.session_id,
-        run_id=event.run_id, event=event.kind, data=event.data,
-    )  # fmt: skip
+        seq=event.seq,
+        epoch=event.epoch,
+        ts=event.ts.isoformat(),
+        session_id=event.session_id,
+        run_id=event.run_id,
+        event=event.kind,
+        data=event.data,
+    )
 
 
 class EventStream:
     def __init__(
-        self, store: Store, session: SessionRecord, outbox: Outbox, send: Send,
-        metrics: Metrics, batch_events: int,
-    ) -> None:  # fmt: skip
+        self,
+        store: Store,
+        session: SessionRecord,
+        outbox: Outbox,
+        send: Send,
+        metrics: Metrics,
+        batch_events: int,
+    ) -> None:
         self._store = store
         self._session = session
         self._outbox = outbox

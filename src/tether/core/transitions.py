@@ -97,9 +97,12 @@ async def promote_next(tx: StoreTx, session_id: str, lease: Lease) -> RunRecord 
         return None
     for queued in await tx.runs_by_status(session_id, QUEUED):
         run = await tx.update_run(
-            queued.id, QUEUED, status="running", lease_owner=lease.owner,
+            queued.id,
+            QUEUED,
+            status="running",
+            lease_owner=lease.owner,
             lease_expires_ms=lease.until_ms,
-        )  # fmt: skip
+        )
         if run is not None:
             data = RunStateData(run_id=run.id, message_id=run.message_id, attempt=run.attempt)
             await tx.append(session_id, [NewEvent(EventKind.RUN_STARTED, data.dump(), run.id)])
@@ -130,12 +133,15 @@ async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> Comma
     busy = bool(active or queued)
     if busy and policy == "reject":
         raise ProtocolError(ErrorCode.BUSY, "a run is active; policy is reject", req.command_id)
-    stopped = [run.id for run in active if policy == "interrupt" and await _cancel(tx, run, "interrupt")]
+    stopped = [
+        run.id for run in active if policy == "interrupt" and await _cancel(tx, run, "interrupt")
+    ]
     if await tx.count_active_runs(req.owner) >= req.max_open_runs:
         raise ProtocolError(
             ErrorCode.QUOTA_EXCEEDED,
-            f"at most {req.max_open_runs} open runs per user", req.command_id,
-        )  # fmt: skip
+            f"at most {req.max_open_runs} open runs per user",
+            req.command_id,
+        )
     start_now = not busy or policy == "interrupt"
     run = await _insert_run(tx, req, start_now, position=len(queued) + 1, lease=lease)
     result = {"run_id": run.id, "message_id": run.message_id}
@@ -153,11 +159,16 @@ async def _insert_run(
         req.session_id, [NewEvent(EventKind.MESSAGE_USER, user.dump(), run_id)]
     )
     run = RunRecord(
-        id=run_id, session_id=req.session_id, message_id=message_id, command_id=req.command_id,
-        prompt=req.content, status="running" if start_now else "queued", queue_seq=logged.seq,
+        id=run_id,
+        session_id=req.session_id,
+        message_id=message_id,
+        command_id=req.command_id,
+        prompt=req.content,
+        status="running" if start_now else "queued",
+        queue_seq=logged.seq,
         lease_owner=lease.owner if start_now else None,
         lease_expires_ms=lease.until_ms if start_now else None,
-    )  # fmt: skip
+    )
     await tx.insert_run(run)
     state = RunStateData(
         run_id=run_id, message_id=message_id, attempt=1, position=None if start_now else position
@@ -190,7 +201,9 @@ async def _cancel_target(
         if run is None or run.session_id != session_id:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no run {run_id} in this session", command_id)
         if run.status in RUN_TERMINAL:
-            raise ProtocolError(ErrorCode.CONFLICT, f"run {run_id} already {run.status}", command_id)
+            raise ProtocolError(
+                ErrorCode.CONFLICT, f"run {run_id} already {run.status}", command_id
+            )
         return run
     candidates = await tx.runs_by_status(session_id, RUN_ACTIVE) or await tx.runs_by_status(
         session_id, QUEUED
@@ -207,9 +220,7 @@ async def _owned(tx: StoreTx, run_id: str, owner: str) -> RunRecord:
     return run
 
 
-async def append_output(
-    tx: StoreTx, run_id: str, events: list[NewEvent], lease: Lease
-) -> None:
+async def append_output(tx: StoreTx, run_id: str, events: list[NewEvent], lease: Lease) -> None:
     """Append a running run's output and renew its lease, if this instance still owns it."""
     run = await _owned(tx, run_id, lease.owner)
     await tx.update_run(run_id, RUNNING, lease_expires_ms=lease.until_ms)
@@ -233,9 +244,13 @@ async def finish_run(tx: StoreTx, run_id: str, outcome: Outcome, lease: Lease) -
     """End an owned run with ``outcome`` and start the next queued one (returned)."""
     run = await _owned(tx, run_id, lease.owner)
     await tx.update_run(
-        run_id, RUNNING, status=outcome.status, lease_owner=None, lease_expires_ms=None,
+        run_id,
+        RUNNING,
+        status=outcome.status,
+        lease_owner=None,
+        lease_expires_ms=None,
         **outcome.fields,
-    )  # fmt: skip
+    )
     await tx.append(run.session_id, [NewEvent(outcome.kind, outcome.data, run_id)])
     started = await promote_next(tx, run.session_id, lease)
     await refresh_status(tx, run.session_id)

@@ -69,12 +69,19 @@ class SessionRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "title": self.title, "agent": self.agent,
-            "metadata": self.metadata, "policy": self.policy, "owner": self.owner,
-            "version": self.version, "epoch": self.epoch, "head_seq": self.head_seq,
-            "status": self.status, "created_at": self.created_at.isoformat(),
+            "id": self.id,
+            "title": self.title,
+            "agent": self.agent,
+            "metadata": self.metadata,
+            "policy": self.policy,
+            "owner": self.owner,
+            "version": self.version,
+            "epoch": self.epoch,
+            "head_seq": self.head_seq,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +103,14 @@ class EventRecord:
 
     def to_frame(self) -> dict[str, Any]:
         frame: dict[str, Any] = {
-            "type": "event", "seq": self.seq, "epoch": self.epoch,
-            "ts": self.ts.isoformat(), "session_id": self.session_id,
-            "event": self.kind, "data": self.data,
-        }  # fmt: skip
+            "type": "event",
+            "seq": self.seq,
+            "epoch": self.epoch,
+            "ts": self.ts.isoformat(),
+            "session_id": self.session_id,
+            "event": self.kind,
+            "data": self.data,
+        }
         if self.run_id is not None:
             frame["run_id"] = self.run_id
         return frame
@@ -128,10 +139,15 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.id, "message_id": self.message_id, "status": self.status,
-            "attempt": self.attempt, "error": self.error, "usage": self.usage,
-            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
-        }  # fmt: skip
+            "run_id": self.id,
+            "message_id": self.message_id,
+            "status": self.status,
+            "attempt": self.attempt,
+            "error": self.error,
+            "usage": self.usage,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,12 @@ def open_store(
 
         ensure_sqlite_dir(url)
         return SqlStore(
-            url, timeout_s=timeout_s, batch_max=batch_max, queue_max=queue_max,
+            url,
+            timeout_s=timeout_s,
+            batch_max=batch_max,
+            queue_max=queue_max,
             observe_batch=observe_batch,
-        )  # fmt: skip
+        )
     scheme = url.split(":", 1)[0]
     raise ValueError(
         f"unsupported store URL scheme {scheme!r}; use sqlite+aiosqlite:/// or postgresql+asyncpg://"

@@ -47,8 +47,12 @@ def _sqlite_engine(url: str, *, pool_size: int, begin: str) -> AsyncEngine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "busy_timeout=5000"):  # fmt: skip
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -78,9 +82,13 @@ class SqlStore:
             self._write_engine = create_async_engine(url, pool_size=2, pool_pre_ping=True)
             self._read_engine = self._write_engine
         self._writer = GroupWriter(
-            self._write_engine, SqlTx, batch_max=batch_max, queue_max=queue_max,
-            timeout_s=timeout_s, observe_batch=observe_batch,
-        )  # fmt: skip
+            self._write_engine,
+            SqlTx,
+            batch_max=batch_max,
+            queue_max=queue_max,
+            timeout_s=timeout_s,
+            observe_batch=observe_batch,
+        )
 
     @property
     def dialect(self) -> str:
@@ -147,9 +155,11 @@ class SqlStore:
             if session is None:
                 return None
             recent = await conn.execute(
-                sa.select(runs).where(runs.c.session_id == session_id)
-                .order_by(runs.c.queue_seq.desc()).limit(SNAPSHOT_RUNS)
-            )  # fmt: skip
+                sa.select(runs)
+                .where(runs.c.session_id == session_id)
+                .order_by(runs.c.queue_seq.desc())
+                .limit(SNAPSHOT_RUNS)
+            )
             active = await conn.execute(
                 sa.select(runs).where(
                     runs.c.session_id == session_id, runs.c.status.in_(sorted(RUN_ACTIVE))
@@ -162,9 +172,10 @@ class SqlStore:
                 sa.and_(events.c.kind == "text.delta", events.c.run_id.in_(live)),
             )
             rows = await conn.execute(
-                sa.select(events).where(events.c.session_id == session_id, kinds)
+                sa.select(events)
+                .where(events.c.session_id == session_id, kinds)
                 .order_by(events.c.seq)
-            )  # fmt: skip
+            )
             message_events = [event_from_row(row, session.epoch) for row in rows]
             return SnapshotData(session, message_events, run_list)
 
@@ -175,9 +186,11 @@ class SqlStore:
 
     async def list_runs(self, session_id: str, limit: int) -> list[RunRecord]:
         stmt = (
-            sa.select(runs).where(runs.c.session_id == session_id)
-            .order_by(runs.c.queue_seq.desc()).limit(limit)
-        )  # fmt: skip
+            sa.select(runs)
+            .where(runs.c.session_id == session_id)
+            .order_by(runs.c.queue_seq.desc())
+            .limit(limit)
+        )
         async with self._reading() as conn:
             return [run_from_row(row) for row in await conn.execute(stmt)]
 
@@ -203,11 +216,14 @@ class SqlStore:
         """The message history left by the session's most recent completed run."""
         stmt = (
             sa.select(runs.c.checkpoint)
-            .where(runs.c.session_id == session_id, runs.c.status == "completed",
-                   runs.c.checkpoint.is_not(None))
+            .where(
+                runs.c.session_id == session_id,
+                runs.c.status == "completed",
+                runs.c.checkpoint.is_not(None),
+            )
             .order_by(runs.c.queue_seq.desc())
             .limit(1)
-        )  # fmt: skip
+        )
         async with self._reading() as conn:
             value = (await conn.execute(stmt)).scalar_one_or_none()
         return str(value) if value is not None else None

@@ -36,31 +36,53 @@ RUN_FIELDS = frozenset(
 def session_from_row(row: Row[Any]) -> SessionRecord:
     m = row._mapping
     return SessionRecord(
-        id=m["id"], owner=m["owner"], title=m["title"], agent=m["agent"],
-        metadata=dict(m["metadata"]), policy=m["policy"], version=m["version"],
-        epoch=m["epoch"], head_seq=m["head_seq"], status=m["status"],
-        created_at=m["created_at"], updated_at=m["updated_at"],
-    )  # fmt: skip
+        id=m["id"],
+        owner=m["owner"],
+        title=m["title"],
+        agent=m["agent"],
+        metadata=dict(m["metadata"]),
+        policy=m["policy"],
+        version=m["version"],
+        epoch=m["epoch"],
+        head_seq=m["head_seq"],
+        status=m["status"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
 
 
 def run_from_row(row: Row[Any]) -> RunRecord:
     m = row._mapping
     return RunRecord(
-        id=m["id"], session_id=m["session_id"], message_id=m["message_id"],
-        command_id=m["command_id"], prompt=m["prompt"], status=m["status"],
-        attempt=m["attempt"], queue_seq=m["queue_seq"], error=m["error"], usage=m["usage"],
-        checkpoint=m["checkpoint"], lease_owner=m["lease_owner"],
-        lease_expires_ms=m["lease_expires_ms"], created_at=m["created_at"],
+        id=m["id"],
+        session_id=m["session_id"],
+        message_id=m["message_id"],
+        command_id=m["command_id"],
+        prompt=m["prompt"],
+        status=m["status"],
+        attempt=m["attempt"],
+        queue_seq=m["queue_seq"],
+        error=m["error"],
+        usage=m["usage"],
+        checkpoint=m["checkpoint"],
+        lease_owner=m["lease_owner"],
+        lease_expires_ms=m["lease_expires_ms"],
+        created_at=m["created_at"],
         updated_at=m["updated_at"],
-    )  # fmt: skip
+    )
 
 
 def event_from_row(row: Row[Any], epoch: str) -> EventRecord:
     m = row._mapping
     return EventRecord(
-        session_id=m["session_id"], seq=m["seq"], epoch=epoch, ts=m["ts"],
-        run_id=m["run_id"], kind=m["kind"], data=dict(m["data"]),
-    )  # fmt: skip
+        session_id=m["session_id"],
+        seq=m["seq"],
+        epoch=epoch,
+        ts=m["ts"],
+        run_id=m["run_id"],
+        kind=m["kind"],
+        data=dict(m["data"]),
+    )
 
 
 def _checked(fields: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
@@ -136,11 +158,17 @@ class SqlTx:
         await self.conn.execute(
             sa.insert(events),
             [
-                {"session_id": session_id, "seq": r.seq, "ts": r.ts, "run_id": r.run_id,
-                 "kind": r.kind, "data": r.data}
+                {
+                    "session_id": session_id,
+                    "seq": r.seq,
+                    "ts": r.ts,
+                    "run_id": r.run_id,
+                    "kind": r.kind,
+                    "data": r.data,
+                }
                 for r in records
             ],
-        )  # fmt: skip
+        )
         self.appended.extend(records)
         return records
 
@@ -154,10 +182,13 @@ class SqlTx:
     async def insert_command(self, command: CommandRecord) -> None:
         await self.conn.execute(
             sa.insert(commands).values(
-                session_id=command.session_id, command_id=command.command_id,
-                kind=command.kind, result=command.result, created_at=utcnow(),
+                session_id=command.session_id,
+                command_id=command.command_id,
+                kind=command.kind,
+                result=command.result,
+                created_at=utcnow(),
             )
-        )  # fmt: skip
+        )
 
     async def insert_run(self, run: RunRecord) -> None:
         values = {name: getattr(run, name) for name in runs.c.keys()}  # noqa: SIM118 (column names)
