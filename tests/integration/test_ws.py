@@ -239,3 +239,24 @@ async def test_cancel_active_and_queued_runs(server: Running) -> None:
     assert sorted(r.status for r in runs) == ["cancelled", "cancelled"]
     assert server.engine.runs.active == 0
     await ws.close()
+
+
+async def test_failing_run_reports_run_failed_and_the_session_goes_on(server: Running) -> None:
+    ws, (welcome, _) = await raw_connect(server)
+    await send(ws, {"type": "message", "id": "f", "content": "/fail the disk is full"})
+    frames = await recv_until(ws, is_event("run.failed"))
+    failed = events_of(frames)[-1]
+    assert failed["data"] == {
+        "error": {"code": "demo_failure", "message": "the disk is full"},
+        "retryable": True,
+    }
+    assert text_of(events_of(frames)) == "Working on it…"
+    await send(ws, {"type": "message", "id": "g", "content": "/stream 2"})
+    assert events_of(await recv_until(ws, is_event("run.completed")))[-1]["event"] == "run.completed"
+    session = await server.engine.store.get_session(welcome["session_id"])
+    assert session is not None
+    assert session.status == "idle"
+    runs = await server.engine.store.list_runs(welcome["session_id"], 10)
+    assert [(r.command_id, r.status) for r in runs] == [("g", "completed"), ("f", "failed")]
+    assert runs[1].error == {"code": "demo_failure", "message": "the disk is full"}
+    await ws.close()
