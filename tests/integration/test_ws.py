@@ -252,7 +252,9 @@ async def test_failing_run_reports_run_failed_and_the_session_goes_on(server: Ru
     }
     assert text_of(events_of(frames)) == "Working on it…"
     await send(ws, {"type": "message", "id": "g", "content": "/stream 2"})
-    assert events_of(await recv_until(ws, is_event("run.completed")))[-1]["event"] == "run.completed"
+    assert (
+        events_of(await recv_until(ws, is_event("run.completed")))[-1]["event"] == "run.completed"
+    )
     session = await server.engine.store.get_session(welcome["session_id"])
     assert session is not None
     assert session.status == "idle"
