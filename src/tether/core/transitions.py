@@ -133,9 +133,9 @@ async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> Comma
     busy = bool(active or queued)
     if busy and policy == "reject":
         raise ProtocolError(ErrorCode.BUSY, "a run is active; policy is reject", req.command_id)
-    stopped = [
-        run.id for run in active if policy == "interrupt" and await _cancel(tx, run, "interrupt")
-    ]
+    stopped: list[str] = []
+    if busy and policy == "interrupt":
+        stopped = [run.id for run in active if await _cancel(tx, run, "interrupt")]
     if await tx.count_active_runs(req.owner) >= req.max_open_runs:
         raise ProtocolError(
             ErrorCode.QUOTA_EXCEEDED,

@@ -98,11 +98,16 @@ class SqlTx:
         self.appended: list[EventRecord] = []
         self._for_update = conn.dialect.name == "postgresql"
 
-    async def lock_session(self, session_id: str) -> SessionRecord | None:
-        stmt = sa.select(sessions).where(sessions.c.id == session_id)
+    async def _locked(self, table: sa.Table, key: str) -> Row[Any] | None:
+        """The row of ``table`` with id ``key``, locked until commit (Postgres ``FOR UPDATE``;
+        SQLite's writer already holds the database write lock)."""
+        stmt = sa.select(table).where(table.c.id == key)
         if self._for_update:
             stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
+        return (await self.conn.execute(stmt)).first()
+
+    async def lock_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._locked(sessions, session_id)
         return session_from_row(row) if row else None
 
     async def insert_session(self, session: SessionRecord) -> None:
@@ -199,10 +204,7 @@ class SqlTx:
         return run_from_row(row) if row else None
 
     async def lock_run(self, run_id: str) -> RunRecord | None:
-        stmt = sa.select(runs).where(runs.c.id == run_id)
-        if self._for_update:
-            stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
+        row = await self._locked(runs, run_id)
         return run_from_row(row) if row else None
 
     async def count_active_runs(self, owner: str) -> int:
