@@ -150,6 +150,64 @@ class RunRecord:
         }
 
 
+INTERRUPT_PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptRecord:
+    """A durable request to a person, bound to one tool call (``args_hash``) or a question.
+
+    ``reason`` says why it exists: ``approval`` (the tool needs one), ``question`` (the
+    agent asks), or ``rerun`` (the tool started but never finished before a crash).
+    """
+
+    id: str
+    session_id: str
+    run_id: str
+    kind: str
+    prompt: str
+    on_timeout: str
+    reason: str
+    status: str = INTERRUPT_PENDING
+    call_id: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    args_hash: str | None = None
+    choices: list[str] | None = None
+    expires_at_ms: int | None = None
+    answer: str | None = None
+    note: str | None = None
+    answered_by: str | None = None
+    answered_at: datetime | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+    def to_json(self) -> dict[str, Any]:
+        expires = (
+            datetime.fromtimestamp(self.expires_at_ms / 1000, UTC).isoformat()
+            if self.expires_at_ms is not None
+            else None
+        )
+        return {
+            "interrupt_id": self.id,
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "args": self.args,
+            "prompt": self.prompt,
+            "choices": self.choices,
+            "expires_at": expires,
+            "on_timeout": self.on_timeout,
+            "status": self.status,
+            "answer": self.answer,
+            "note": self.note,
+            "by": self.answered_by,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class CommandRecord:
     session_id: str
@@ -165,6 +223,7 @@ class SnapshotData:
     session: SessionRecord
     message_events: list[EventRecord]
     runs: list[RunRecord]
+    interrupts: list[InterruptRecord] = field(default_factory=list)
 
 
 class StoreTx(Protocol):
@@ -190,6 +249,17 @@ class StoreTx(Protocol):
     async def runs_by_status(
         self, session_id: str, statuses: frozenset[str]
     ) -> list[RunRecord]: ...
+    async def insert_interrupt(self, interrupt: InterruptRecord) -> None: ...
+    async def lock_interrupt(self, interrupt_id: str) -> InterruptRecord | None: ...
+    async def update_interrupt(
+        self, interrupt_id: str, expect_status: str, **fields: Any
+    ) -> InterruptRecord | None: ...
+    async def run_interrupts(
+        self, run_id: str, status: str | None = None
+    ) -> list[InterruptRecord]: ...
+    async def run_events(
+        self, session_id: str, run_id: str, kinds: frozenset[str]
+    ) -> list[EventRecord]: ...
 
 
 WriteFn = Callable[[StoreTx], Awaitable[T]]
@@ -216,3 +286,12 @@ class Store(Protocol):
     async def get_command(self, session_id: str, command_id: str) -> CommandRecord | None: ...
     async def expired_runs(self, now_ms: int, limit: int) -> list[RunRecord]: ...
     async def latest_checkpoint(self, session_id: str) -> str | None: ...
+    async def list_interrupts(
+        self, session_id: str, status: str | None, limit: int
+    ) -> list[InterruptRecord]: ...
+    async def get_interrupt(self, interrupt_id: str) -> InterruptRecord | None: ...
+    async def run_interrupts(self, run_id: str) -> list[InterruptRecord]: ...
+    async def due_interrupts(self, now_ms: int, limit: int) -> list[InterruptRecord]: ...
+    async def run_events(
+        self, session_id: str, run_id: str, kinds: frozenset[str]
+    ) -> list[EventRecord]: ...

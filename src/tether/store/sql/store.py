@@ -20,14 +20,23 @@ from tether.store.contract import (
     CommandRecord,
     CommitHook,
     EventRecord,
+    InterruptRecord,
     RunRecord,
     SessionRecord,
     SnapshotData,
     StoreUnavailable,
     WriteFn,
 )
-from tether.store.sql.tables import commands, events, runs, sessions
-from tether.store.sql.tx import SqlTx, event_from_row, run_from_row, session_from_row
+from tether.store.sql.tables import commands, events, interrupts, runs, sessions
+from tether.store.sql.tx import (
+    SqlTx,
+    event_from_row,
+    interrupt_from_row,
+    run_events_stmt,
+    run_from_row,
+    run_interrupts_stmt,
+    session_from_row,
+)
 from tether.store.sql.writer import GroupWriter
 
 T = TypeVar("T")
@@ -177,7 +186,13 @@ class SqlStore:
                 .order_by(events.c.seq)
             )
             message_events = [event_from_row(row, session.epoch) for row in rows]
-            return SnapshotData(session, message_events, run_list)
+            pending = await conn.execute(
+                sa.select(interrupts)
+                .where(interrupts.c.session_id == session_id, interrupts.c.status == "pending")
+                .order_by(interrupts.c.created_at)
+            )
+            waiting = [interrupt_from_row(row) for row in pending]
+            return SnapshotData(session, message_events, run_list, waiting)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._reading() as conn:
@@ -227,6 +242,47 @@ class SqlStore:
         async with self._reading() as conn:
             value = (await conn.execute(stmt)).scalar_one_or_none()
         return str(value) if value is not None else None
+
+    async def list_interrupts(
+        self, session_id: str, status: str | None, limit: int
+    ) -> list[InterruptRecord]:
+        stmt = sa.select(interrupts).where(interrupts.c.session_id == session_id)
+        if status is not None:
+            stmt = stmt.where(interrupts.c.status == status)
+        stmt = stmt.order_by(interrupts.c.created_at.desc()).limit(limit)
+        async with self._reading() as conn:
+            return [interrupt_from_row(row) for row in await conn.execute(stmt)]
+
+    async def get_interrupt(self, interrupt_id: str) -> InterruptRecord | None:
+        stmt = sa.select(interrupts).where(interrupts.c.id == interrupt_id)
+        async with self._reading() as conn:
+            row = (await conn.execute(stmt)).first()
+        return interrupt_from_row(row) if row else None
+
+    async def run_interrupts(self, run_id: str) -> list[InterruptRecord]:
+        async with self._reading() as conn:
+            rows = await conn.execute(run_interrupts_stmt(run_id, None))
+            return [interrupt_from_row(row) for row in rows]
+
+    async def due_interrupts(self, now_ms: int, limit: int) -> list[InterruptRecord]:
+        stmt = (
+            sa.select(interrupts)
+            .where(interrupts.c.status == "pending", interrupts.c.expires_at_ms <= now_ms)
+            .order_by(interrupts.c.expires_at_ms)
+            .limit(limit)
+        )
+        async with self._reading() as conn:
+            return [interrupt_from_row(row) for row in await conn.execute(stmt)]
+
+    async def run_events(
+        self, session_id: str, run_id: str, kinds: frozenset[str]
+    ) -> list[EventRecord]:
+        async with self._reading() as conn:
+            session = await _session(conn, session_id)
+            if session is None:
+                return []
+            rows = await conn.execute(run_events_stmt(session_id, run_id, kinds))
+            return [event_from_row(row, session.epoch) for row in rows]
 
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:

@@ -18,6 +18,7 @@ from tether.store.contract import (
     RUN_OPEN,
     CommandRecord,
     EventRecord,
+    InterruptRecord,
     NewEvent,
     NotFound,
     RunRecord,
@@ -25,7 +26,7 @@ from tether.store.contract import (
     VersionConflict,
     utcnow,
 )
-from tether.store.sql.tables import commands, events, runs, sessions
+from tether.store.sql.tables import commands, events, interrupts, runs, sessions
 
 SESSION_FIELDS = frozenset({"title", "agent", "metadata", "policy", "status", "epoch"})
 RUN_FIELDS = frozenset(
@@ -70,6 +71,33 @@ def run_from_row(row: Row[Any]) -> RunRecord:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
+
+
+INTERRUPT_FIELDS = frozenset({"status", "answer", "note", "answered_by", "answered_at"})
+
+
+def interrupt_from_row(row: Row[Any]) -> InterruptRecord:
+    m = row._mapping
+    return InterruptRecord(**{name: m[name] for name in interrupts.c.keys()})  # noqa: SIM118
+
+
+def run_events_stmt(session_id: str, run_id: str, kinds: frozenset[str]) -> sa.Select[Any]:
+    return (
+        sa.select(events)
+        .where(
+            events.c.session_id == session_id,
+            events.c.run_id == run_id,
+            events.c.kind.in_(sorted(kinds)),
+        )
+        .order_by(events.c.seq)
+    )
+
+
+def run_interrupts_stmt(run_id: str, status: str | None) -> sa.Select[Any]:
+    stmt = sa.select(interrupts).where(interrupts.c.run_id == run_id)
+    if status is not None:
+        stmt = stmt.where(interrupts.c.status == status)
+    return stmt.order_by(interrupts.c.created_at, interrupts.c.id)
 
 
 def event_from_row(row: Row[Any], epoch: str) -> EventRecord:
@@ -136,7 +164,7 @@ class SqlTx:
         await self.conn.execute(stmt)
 
     async def delete_session(self, session_id: str) -> bool:
-        for table in (events, runs, commands):
+        for table in (events, runs, commands, interrupts):
             await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
         result = await self.conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
         return bool(result.rowcount)
@@ -234,3 +262,36 @@ class SqlTx:
             .order_by(runs.c.queue_seq)
         )
         return [run_from_row(row) for row in await self.conn.execute(stmt)]
+
+    async def insert_interrupt(self, interrupt: InterruptRecord) -> None:
+        values = {name: getattr(interrupt, name) for name in interrupts.c.keys()}  # noqa: SIM118
+        await self.conn.execute(sa.insert(interrupts).values(**values))
+
+    async def lock_interrupt(self, interrupt_id: str) -> InterruptRecord | None:
+        row = await self._locked(interrupts, interrupt_id)
+        return interrupt_from_row(row) if row else None
+
+    async def update_interrupt(
+        self, interrupt_id: str, expect_status: str, **fields: Any
+    ) -> InterruptRecord | None:
+        """Compare-and-set on ``status``: the first answer wins, later ones get ``None``."""
+        stmt = (
+            sa.update(interrupts)
+            .where(interrupts.c.id == interrupt_id, interrupts.c.status == expect_status)
+            .values(**_checked(fields, INTERRUPT_FIELDS))
+            .returning(*interrupts.c)
+        )
+        row = (await self.conn.execute(stmt)).first()
+        return interrupt_from_row(row) if row else None
+
+    async def run_interrupts(self, run_id: str, status: str | None = None) -> list[InterruptRecord]:
+        rows = await self.conn.execute(run_interrupts_stmt(run_id, status))
+        return [interrupt_from_row(row) for row in rows]
+
+    async def run_events(
+        self, session_id: str, run_id: str, kinds: frozenset[str]
+    ) -> list[EventRecord]:
+        session = await self.lock_session(session_id)
+        epoch = session.epoch if session else ""
+        rows = await self.conn.execute(run_events_stmt(session_id, run_id, kinds))
+        return [event_from_row(row, epoch) for row in rows]
