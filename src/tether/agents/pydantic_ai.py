@@ -1,34 +1,47 @@
 """The default adapter: a pydantic-ai ``Agent`` behind tether's runner interface.
 
-The message history (``ModelMessagesTypeAdapter`` JSON) is the checkpoint; the next run of
-the session continues from it.
+- The message history (``ModelMessagesTypeAdapter`` JSON) is the checkpoint.
+- A run that needs a person ends with ``DeferredToolRequests``: it becomes ``Paused``, and
+  resuming is a new agent call with that history and ``DeferredToolResults``.
+- Tools wrapped with ``tether_tool`` log ``tool.started`` durably, with a checkpoint, before
+  their body runs, and ``tool.finished`` after: a crash mid-tool is detectable and the
+  call can be re-run only if a person says so, or replayed from its recorded output.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pydantic_core
 import structlog
-from pydantic_ai import Agent
+from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.exceptions import AgentRunError, ModelHTTPError, UnexpectedModelBehavior
 from pydantic_ai.messages import (
-    FunctionToolCallEvent,
-    FunctionToolResultEvent,
+    ModelMessage,
     ModelMessagesTypeAdapter,
+    ModelResponse,
     PartDeltaEvent,
     PartEndEvent,
     PartStartEvent,
     TextPart,
     TextPartDelta,
+    ToolCallPart,
 )
+from pydantic_ai.tools import ToolApproved, ToolDenied
 
 from tether.agents.runner import (
     AgentEvent,
     AgentFailed,
+    Answer,
     AssistantMessage,
     Finished,
+    HumanRequest,
+    Paused,
     RunInput,
     TextDelta,
     ToolFinished,
@@ -38,13 +51,55 @@ from tether.store.contract import new_id
 
 log = structlog.get_logger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
+COMMIT_TIMEOUT_S = 30.0
+QUEUE_ITEMS = 256
+DENIED = "The person denied this tool call."
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A JSON-safe, size-capped copy of a tool's output for the log."""
     text = pydantic_core.to_json(value, fallback=str).decode()
     if len(text) > MAX_TOOL_OUTPUT_CHARS:
         return text[:MAX_TOOL_OUTPUT_CHARS] + "…"
     return pydantic_core.from_json(text)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDeps:
+    """What tether gives the tools of a run (``RunContext.deps``)."""
+
+    run: RunInput
+    emit: Callable[[AgentEvent], Awaitable[None]]
+
+
+def tether_tool(
+    fn: Callable[Concatenate[RunContext[ToolDeps], P], Awaitable[R]],
+) -> Callable[Concatenate[RunContext[ToolDeps], P], Awaitable[R]]:
+    """Make a tool visible and crash-safe: ``tool.started`` and a checkpoint are committed
+    before the body runs; ``tool.finished`` follows with the output or the error."""
+
+    @functools.wraps(fn)
+    async def wrapper(ctx: RunContext[ToolDeps], *args: P.args, **kwargs: P.kwargs) -> R:
+        call_id = ctx.tool_call_id or new_id("call")
+        name = ctx.tool_name or fn.__name__
+        checkpoint = ModelMessagesTypeAdapter.dump_json(ctx.messages).decode()
+        committed = asyncio.get_running_loop().create_future()
+        started = ToolStarted(call_id, name, jsonable(kwargs), checkpoint, committed)
+        await ctx.deps.emit(started)
+        async with asyncio.timeout(COMMIT_TIMEOUT_S):
+            await committed
+        try:
+            result = await fn(ctx, *args, **kwargs)
+        except Exception as exc:
+            await ctx.deps.emit(ToolFinished(call_id, name, False, error=str(exc)))
+            raise
+        await ctx.deps.emit(ToolFinished(call_id, name, True, jsonable(result)))
+        return result
+
+    return cast(Callable[Concatenate[RunContext[ToolDeps], P], Awaitable[R]], wrapper)
 
 
 class _TextParts:
@@ -74,45 +129,138 @@ def _map(event: object, parts: _TextParts) -> list[AgentEvent]:
         return parts.delta(event.index, event.delta.content_delta)
     if isinstance(event, PartEndEvent) and isinstance(event.part, TextPart):
         return parts.end(event.index, event.part.content)
-    if isinstance(event, FunctionToolCallEvent):
-        part = event.part
-        return [ToolStarted(part.tool_call_id, part.tool_name, part.args_as_dict())]
-    if isinstance(event, FunctionToolResultEvent):
-        result = event.part
-        ok = getattr(result, "outcome", "success") == "success"
-        output = _jsonable(result.content)
-        return [ToolFinished(result.tool_call_id, result.tool_name, ok, output)]
     return []
 
 
+def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
+    requests = [
+        HumanRequest(
+            call.tool_call_id, "approval", call.tool_name, call.args_as_dict(),
+            f"Allow {call.tool_name} to run with these arguments?",
+        )
+        for call in deferred.approvals
+    ]  # fmt: skip
+    for call in deferred.calls:
+        meta = deferred.metadata.get(call.tool_call_id, {})
+        choices = meta.get("choices")
+        requests.append(
+            HumanRequest(
+                call.tool_call_id, "question", call.tool_name, call.args_as_dict(),
+                str(meta.get("prompt") or "The agent has a question."),
+                [str(c) for c in choices] if choices else None, meta.get("timeout_s"),
+            )
+        )  # fmt: skip
+    return requests
+
+
+def results_for(answers: list[Answer]) -> DeferredToolResults:
+    """Answers from people (or recorded outputs) as pydantic-ai deferred results."""
+    results = DeferredToolResults()
+    for answer in answers:
+        if answer.replay:
+            results.calls[answer.call_id] = answer.output
+        elif answer.approved is not None:
+            results.approvals[answer.call_id] = (
+                ToolApproved() if answer.approved else ToolDenied(answer.note or DENIED)
+            )
+        else:
+            results.calls[answer.call_id] = answer.answer or ""
+    return results
+
+
+def pending_calls(checkpoint: str) -> list[ToolCallPart]:
+    """Tool calls of the checkpoint's last model response (the ones a resume settles)."""
+    messages = ModelMessagesTypeAdapter.validate_json(checkpoint)
+    last = messages[-1] if messages else None
+    if not isinstance(last, ModelResponse):
+        return []
+    return [part for part in last.parts if isinstance(part, ToolCallPart)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    final: AgentEvent | None = None
+    error: BaseException | None = None
+
+
+def _usage(stream_usage: Any) -> dict[str, int]:
+    return {
+        "input_tokens": stream_usage.input_tokens,
+        "output_tokens": stream_usage.output_tokens,
+        "requests": stream_usage.requests,
+    }
+
+
+def _failure(exc: BaseException) -> AgentFailed:
+    if isinstance(exc, AgentFailed):
+        return exc
+    if isinstance(exc, ModelHTTPError | UnexpectedModelBehavior | AgentRunError):
+        return AgentFailed("model_error", str(exc), retryable=True)
+    return AgentFailed("agent_error", f"{type(exc).__name__}: {exc}")
+
+
 class PydanticAIRunner:
-    def __init__(self, agent: Agent[Any, str]) -> None:
+    """Runs a pydantic-ai agent whose output may be ``DeferredToolRequests``."""
+
+    def __init__(self, agent: Agent[ToolDeps, str | DeferredToolRequests]) -> None:
         self._agent = agent
 
-    async def start(self, run: RunInput) -> AsyncIterator[AgentEvent]:
+    def start(self, run: RunInput) -> AsyncIterator[AgentEvent]:
         history = ModelMessagesTypeAdapter.validate_json(run.history) if run.history else None
+        return self._events(run, run.prompt, history, None)
+
+    def resume(self, run: RunInput) -> AsyncIterator[AgentEvent]:
+        if run.checkpoint is None:
+            raise ValueError("resume needs a checkpoint")
+        history = ModelMessagesTypeAdapter.validate_json(run.checkpoint)
+        return self._events(run, None, history, results_for(run.answers))
+
+    def pending_calls(self, checkpoint: str) -> list[str]:
+        return [part.tool_call_id for part in pending_calls(checkpoint)]
+
+    async def _events(
+        self, run: RunInput, prompt: str | None, history: list[ModelMessage] | None,
+        results: DeferredToolResults | None,
+    ) -> AsyncIterator[AgentEvent]:  # fmt: skip
+        queue: asyncio.Queue[AgentEvent | _Done] = asyncio.Queue(maxsize=QUEUE_ITEMS)
+        deps = ToolDeps(run, queue.put)
+        task = asyncio.create_task(self._drive(run, prompt, history, results, deps, queue))
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _Done):
+                    if item.error is not None:
+                        raise _failure(item.error) from item.error
+                    if item.final is not None:
+                        yield item.final
+                    return
+                yield item
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _drive(
+        self, run: RunInput, prompt: str | None, history: list[ModelMessage] | None,
+        results: DeferredToolResults | None, deps: ToolDeps,
+        queue: asyncio.Queue[AgentEvent | _Done],
+    ) -> None:  # fmt: skip
         parts = _TextParts()
         try:
             async with self._agent.run_stream_events(
-                run.prompt, message_history=history, conversation_id=run.session_id
-            ) as stream:
+                prompt, message_history=history, deferred_tool_results=results, deps=deps,
+                conversation_id=run.session_id, instructions=f"tether attempt {run.attempt}",
+            ) as stream:  # fmt: skip
                 async for event in stream:
                     for mapped in _map(event, parts):
-                        yield mapped
-                messages = stream.all_messages()
-                usage = stream.usage
-        except (ModelHTTPError, UnexpectedModelBehavior, AgentRunError) as exc:
-            raise AgentFailed("model_error", str(exc), retryable=True) from exc
-        except AgentFailed:
-            raise
+                        await queue.put(mapped)
+                output = stream.result.output if stream.result else None
+                checkpoint = ModelMessagesTypeAdapter.dump_json(stream.all_messages()).decode()
+                usage = _usage(stream.usage)
         except Exception as exc:
-            raise AgentFailed("agent_error", f"{type(exc).__name__}: {exc}") from exc
-        checkpoint = ModelMessagesTypeAdapter.dump_json(messages).decode()
-        yield Finished(
-            checkpoint,
-            {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "requests": usage.requests,
-            },
-        )
+            await queue.put(_Done(error=exc))
+            return
+        if isinstance(output, DeferredToolRequests):
+            await queue.put(_Done(Paused(checkpoint, _requests(output), usage)))
+        else:
+            await queue.put(_Done(Finished(checkpoint, usage)))

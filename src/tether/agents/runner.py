@@ -7,9 +7,10 @@ cancels the task that iterates it. The checkpoint is JSON the runner can resume 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +27,15 @@ class AssistantMessage:
 
 @dataclass(frozen=True, slots=True)
 class ToolStarted:
+    """A tool is about to run. With ``committed``, the runner waits for that future: the
+    server resolves it once ``tool.started`` (and ``checkpoint``) are durable, so a crash
+    mid-tool is always detectable and resumable (guarantee 6)."""
+
     call_id: str
     tool: str
     args: dict[str, Any]
+    checkpoint: str | None = None
+    committed: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,47 @@ class Finished:
     usage: dict[str, int] = field(default_factory=dict)
 
 
-AgentEvent = TextDelta | AssistantMessage | ToolStarted | ToolFinished | Progress | Finished
+@dataclass(frozen=True, slots=True)
+class HumanRequest:
+    """One thing the run needs from a person: approve a tool call, or answer a question."""
+
+    call_id: str
+    kind: Literal["approval", "question"]
+    tool: str
+    args: dict[str, Any]
+    prompt: str
+    choices: list[str] | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """The run needs a person: it ends here and resumes from ``checkpoint`` with answers."""
+
+    checkpoint: str
+    requests: list[HumanRequest]
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+AgentEvent = (
+    TextDelta | AssistantMessage | ToolStarted | ToolFinished | Progress | Finished | Paused
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How a pending call is settled when the run resumes.
+
+    ``approved`` for approvals (``False`` is a denial the agent sees, with ``note``),
+    ``answer`` for questions, ``output`` to replay a result recorded before a crash.
+    """
+
+    call_id: str
+    approved: bool | None = None
+    answer: str | None = None
+    note: str | None = None
+    output: Any = None
+    replay: bool = False
 
 
 class AgentFailed(Exception):
@@ -66,14 +113,25 @@ class AgentFailed(Exception):
         self.retryable = retryable
 
 
+MetadataUpdate = Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class RunInput:
+    """What a runner gets. ``checkpoint`` + ``answers`` mean: resume, do not start over."""
+
     run_id: str
     session_id: str
     prompt: str
     history: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    checkpoint: str | None = None
+    answers: list[Answer] = field(default_factory=list)
+    update_metadata: MetadataUpdate | None = None
 
 
 class Runner(Protocol):
     def start(self, run: RunInput) -> AsyncIterator[AgentEvent]: ...
+
+    def resume(self, run: RunInput) -> AsyncIterator[AgentEvent]: ...
