@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     recovery_interval_s: float = Field(5.0, gt=0)
     shutdown_grace_s: float = Field(5.0, ge=0)
     run_timeout_s: float = Field(600.0, gt=0)
+    approval_timeout_s: float = Field(0.0, ge=0)
+    question_timeout_s: float = Field(0.0, ge=0)
+    interrupt_sweep_interval_s: float = Field(1.0, gt=0)
 
     @field_validator("allowed_origins", "agents", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import pytest
 
 from tether.agents.demo import plan
 from tether.agents.runner import AssistantMessage, TextDelta
-from tether.core.runs import coalesce
+from tether.core.output import coalesce
 from tether.core.sessions import fold_snapshot
 from tether.limits.bucket import TokenBucket
 from tether.settings import Settings

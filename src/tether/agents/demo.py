@@ -105,7 +105,9 @@ def plan(prompt: str, attempt: int = 1) -> Script:
         return Script(tool="demo_note", args={"text": " ".join(args) or "hello"})
     if command == "/approve_slow":
         delay = _int(args[0], 1000, 0, MAX_DELAY_MS) if args else 1000
-        return Script(tool="demo_note", args={"text": " ".join(args[1:]) or "slow", "delay_ms": delay})
+        return Script(
+            tool="demo_note", args={"text": " ".join(args[1:]) or "slow", "delay_ms": delay}
+        )
     if command == "/ask":
         return _ask(args)
     reply = f'You said: "{prompt.strip()[:500]}". Try /stream 50 20, /approve, /ask or /fail.'

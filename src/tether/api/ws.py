@@ -294,8 +294,12 @@ class Connection:
             case CancelFrame(id=cid, run_id=run_id):
                 result = await sessions.cancel(self.user, session_id, cid, run_id)
                 return AckFrame(id=cid, duplicate=result.duplicate, result=result.result)
-            case RespondFrame(id=cid) | RetryFrame(id=cid):
-                raise ProtocolError(ErrorCode.NOT_FOUND, "no such interrupt or run to retry", cid)
+            case RespondFrame(id=cid, interrupt_id=iid, approved=ok, answer=answer, note=note):
+                result = await sessions.respond(self.user, session_id, cid, iid, ok, answer, note)
+                return AckFrame(id=cid, duplicate=result.duplicate, result=result.result)
+            case RetryFrame(id=cid, run_id=run_id):
+                result = await sessions.retry(self.user, session_id, cid, run_id)
+                return AckFrame(id=cid, duplicate=result.duplicate, result=result.result)
             case HelloFrame():
                 raise ProtocolError(ErrorCode.INVALID, "already attached; open a new connection")
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled frame")

@@ -14,6 +14,7 @@ import structlog
 from tether.agents.registry import AgentRegistry, default_registry
 from tether.bus import Bus, open_bus
 from tether.core.hub import Hub
+from tether.core.interrupts import Deadlines
 from tether.core.runs import RunConfig, RunManager
 from tether.core.sessions import SessionLimits, Sessions
 from tether.metrics import Metrics
@@ -40,7 +41,9 @@ class Engine:
         self.bus: Bus = open_bus(settings.bus_url)
         self.hub = Hub(settings.max_connections_per_session, settings.max_connections)
         self.runs = RunManager(self.store, self.registry, self._run_config(), self.metrics)
-        self.sessions = Sessions(self.store, self.hub, self.runs, self.registry, self._limits())
+        self.sessions = Sessions(
+            self.store, self.hub, self.runs, self.registry, self._limits(), self.metrics
+        )
         self._started = False
 
     def _run_config(self) -> RunConfig:
@@ -51,6 +54,8 @@ class Engine:
             recovery_interval_s=s.recovery_interval_s,
             run_timeout_s=s.run_timeout_s,
             shutdown_grace_s=s.shutdown_grace_s,
+            sweep_interval_s=s.interrupt_sweep_interval_s,
+            deadlines=Deadlines(s.approval_timeout_s, s.question_timeout_s),
         )
 
     def _limits(self) -> SessionLimits:

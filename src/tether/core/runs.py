@@ -1,47 +1,34 @@
-"""Executing runs in this process: one owned task per run, leases with heartbeat, recovery.
+"""Executing runs in this process: one owned task per run, leases with heartbeat, recovery
+of runs whose server died, and the interrupt deadline sweeper.
 
 Agent output is pumped through a bounded queue; whatever accumulated while the previous
-append committed is written as one unit (consecutive text deltas merged), so a fast model
-costs few commits and a slow store never loses output. A slow client never blocks a run.
+append committed is written as one unit (consecutive text deltas merged). A slow client
+never blocks a run. A paused run costs no task: waiting is a row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
 from tether.agents.registry import AgentRegistry, UnknownAgent
-from tether.agents.runner import (
-    AgentEvent,
-    AgentFailed,
-    AssistantMessage,
-    Finished,
-    Progress,
-    RunInput,
-    TextDelta,
-    ToolFinished,
-    ToolStarted,
-)
+from tether.agents.runner import AgentEvent, AgentFailed, Finished, Paused, RunInput, ToolStarted
+from tether.core import interrupts as hitl
 from tether.core import transitions as tr
+from tether.core.output import End, barriers, coalesce, produce, release, to_new_event
 from tether.metrics import Metrics
-from tether.protocol.events import (
-    EventKind,
-    MessageAssistantData,
-    ProgressData,
-    RunCompletedData,
-    TextDeltaData,
-    ToolFinishedData,
-    ToolStartedData,
-)
+from tether.protocol.events import EventKind, RunCompletedData, SessionData
 from tether.store.contract import NewEvent, RunRecord, Store, StoreError, StoreTx, now_ms
 
 log = structlog.get_logger(__name__)
 PUMP_QUEUE_ITEMS = 256
-RECOVERY_BATCH = 100
+SWEEP_BATCH = 100
+Logger = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,50 +38,8 @@ class RunConfig:
     recovery_interval_s: float
     run_timeout_s: float
     shutdown_grace_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class _End:
-    error: BaseException | None = None
-
-
-def to_new_event(event: AgentEvent, run_id: str) -> NewEvent | None:
-    """Translate one runner event into the log event it becomes (``Finished`` becomes none)."""
-    match event:
-        case TextDelta(message_id, delta):
-            data = TextDeltaData(message_id=message_id, delta=delta).dump()
-            return NewEvent(EventKind.TEXT_DELTA, data, run_id)
-        case AssistantMessage(message_id, content):
-            data = MessageAssistantData(message_id=message_id, content=content).dump()
-            return NewEvent(EventKind.MESSAGE_ASSISTANT, data, run_id)
-        case ToolStarted(call_id, tool, args):
-            data = ToolStartedData(call_id=call_id, tool=tool, args=args).dump()
-            return NewEvent(EventKind.TOOL_STARTED, data, run_id)
-        case ToolFinished(call_id, tool, ok, output, error):
-            finished = ToolFinishedData(
-                call_id=call_id, tool=tool, ok=ok, output=output, error=error
-            )
-            return NewEvent(EventKind.TOOL_FINISHED, finished.dump(), run_id)
-        case Progress(label, done, total):
-            data = ProgressData(label=label, done=done, total=total).dump()
-            return NewEvent(EventKind.PROGRESS, data, run_id)
-    return None
-
-
-def coalesce(events: Sequence[AgentEvent]) -> list[AgentEvent]:
-    """Merge consecutive text deltas of one message into one delta."""
-    merged: list[AgentEvent] = []
-    for event in events:
-        last = merged[-1] if merged else None
-        if (
-            isinstance(event, TextDelta)
-            and isinstance(last, TextDelta)
-            and last.message_id == event.message_id
-        ):
-            merged[-1] = TextDelta(event.message_id, last.delta + event.delta)
-            continue
-        merged.append(event)
-    return merged
+    sweep_interval_s: float = 1.0
+    deadlines: hitl.Deadlines = hitl.Deadlines(0.0, 0.0)
 
 
 class RunManager:
@@ -116,11 +61,16 @@ class RunManager:
     def lease(self) -> tr.Lease:
         return tr.Lease(self._config.server_id, now_ms() + int(self._config.lease_s * 1000))
 
+    # ------------------------------------------------------------ lifecycle
+
     async def start(self) -> None:
         await self.recover_once()
+        await self.sweep_once()
+        c = self._config
         self._loops = [
-            asyncio.create_task(self._every(self._config.lease_s / 3, self._heartbeat)),
-            asyncio.create_task(self._every(self._config.recovery_interval_s, self.recover_once)),
+            asyncio.create_task(self._every(c.lease_s / 3, self._heartbeat)),
+            asyncio.create_task(self._every(c.recovery_interval_s, self.recover_once)),
+            asyncio.create_task(self._every(c.sweep_interval_s, self.sweep_once)),
         ]
 
     async def stop(self) -> None:
@@ -131,11 +81,7 @@ class RunManager:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         running = list(self._tasks)
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=self._config.shutdown_grace_s)
+        await self.stop_local(running)
         if running:
             with contextlib.suppress(StoreError):
                 owner = self._config.server_id
@@ -162,17 +108,13 @@ class RunManager:
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.shutdown_grace_s)
 
-    async def _every(self, interval_s: float, job: Callable[[], object]) -> None:
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                result = job()
-                if asyncio.iscoroutine(result):
-                    await result
+                await job()
             except StoreError as exc:
-                log.warning(
-                    "background_job_store_error", job=getattr(job, "__name__", ""), error=str(exc)
-                )
+                log.warning("background_job_store_error", error=str(exc))
             except Exception:
                 log.exception("background_job_failed")
 
@@ -187,43 +129,72 @@ class RunManager:
             await self.stop_local(lost)
 
     async def recover_once(self) -> int:
-        """Fail runs whose executing server stopped; returns how many were recovered."""
-        expired = await self._store.expired_runs(now_ms(), RECOVERY_BATCH)
+        """Runs whose executing server stopped: resume from their checkpoint, or fail them
+        as retryable when they have none. Returns how many were recovered."""
+        expired = [r for r in await self._store.expired_runs(now_ms(), SWEEP_BATCH)
+                   if r.id not in self._tasks]  # fmt: skip
         for run in expired:
-            if run.id in self._tasks:
-                continue
             now, lease = now_ms(), self.lease()
-            started = await self._store.write(_recover(run.id, now, lease))
-            log.warning("run_recovered", run_id=run.id, session_id=run.session_id)
-            self._metrics.runs_finished.labels(outcome="interrupted").inc()
-            self.launch([started] if started else [])
+            if run.checkpoint is not None:
+                taken = await self._store.write(_take_over(run.id, now, lease))
+                self.launch([taken] if taken else [])
+            else:
+                started = await self._store.write(_recover(run.id, now, lease))
+                self._metrics.runs_finished.labels(outcome="interrupted").inc()
+                self.launch([started] if started else [])
+            log.warning("run_recovered", run_id=run.id, session_id=run.session_id,
+                        from_checkpoint=run.checkpoint is not None)  # fmt: skip
         return len(expired)
+
+    async def sweep_once(self) -> int:
+        """Apply ``on_timeout`` to interrupts past their deadline (once, whoever sweeps)."""
+        due = await self._store.due_interrupts(now_ms(), SWEEP_BATCH)
+        for rec in due:
+            now, lease = now_ms(), self.lease()
+            started = await self._store.write(_expire(rec.id, now, lease))
+            self._metrics.interrupts_resolved.labels(outcome="expired").inc()
+            self.launch([started] if started else [])
+        return len(due)
+
+    # ------------------------------------------------------------ executing
 
     async def _execute(self, run: RunRecord) -> None:
         bound = log.bind(run_id=run.id, session_id=run.session_id)
-        bound.info("run_started", attempt=run.attempt)
+        bound.info("run_executing", attempt=run.attempt, resume=run.checkpoint is not None)
         started = asyncio.get_running_loop().time()
         try:
-            outcome = await self._outcome(run, bound)
+            result = await self._outcome(run, bound)
+            if result is None:
+                return
+            following = await self._settle(run, result)
         except tr.RunLost:
             bound.info("run_lost")
             return
-        try:
-            following = await self._store.write(_finish(run.id, outcome, self.lease()))
-        except tr.RunLost:
-            bound.info("run_lost")
-            return
-        self._metrics.runs_finished.labels(outcome=outcome.status).inc()
-        self._metrics.run_seconds.observe(asyncio.get_running_loop().time() - started)
-        bound.info("run_finished", outcome=outcome.status)
-        self.launch([following] if following else [])
+        if isinstance(result, tr.Outcome):
+            self._metrics.runs_finished.labels(outcome=result.status).inc()
+            self._metrics.run_seconds.observe(asyncio.get_running_loop().time() - started)
+        bound.info("run_step_done", outcome=getattr(result, "status", "waiting"))
+        self.launch(following)
 
-    async def _outcome(
-        self, run: RunRecord, bound: structlog.typing.FilteringBoundLogger
-    ) -> tr.Outcome:
+    async def _settle(self, run: RunRecord, result: tr.Outcome | Paused) -> list[RunRecord]:
+        if isinstance(result, Paused):
+            now, lease, limits = now_ms(), self.lease(), self._config.deadlines
+            records = await self._store.write(
+                lambda tx: hitl.pause_run(tx, run.id, result, lease, now, limits)
+            )
+            for rec in records:
+                self._metrics.interrupts_opened.labels(kind=rec.kind).inc()
+            return []
+        following = await self._store.write(_finish(run.id, result, self.lease()))
+        return [following] if following else []
+
+    async def _outcome(self, run: RunRecord, bound: Logger) -> tr.Outcome | Paused | None:
         try:
             async with asyncio.timeout(self._config.run_timeout_s):
-                finished = await self._pump(run, await self._stream(run))
+                stream = await self._stream(run)
+                if stream is None:
+                    return None
+                final = await self._pump(run, stream)
         except AgentFailed as exc:
             return tr.failed(exc.code, exc.message, retryable=exc.retryable)
         except UnknownAgent as exc:
@@ -236,70 +207,122 @@ class RunManager:
         except Exception as exc:
             bound.exception("run_crashed")
             return tr.failed("internal", f"{type(exc).__name__}: {exc}", retryable=True)
-        usage = RunCompletedData(usage=finished.usage or None).dump()
-        fields = {"checkpoint": finished.checkpoint, "usage": finished.usage or None}
+        if isinstance(final, Paused):
+            return final
+        usage = RunCompletedData(usage=final.usage or None).dump()
+        fields = {"checkpoint": final.checkpoint, "usage": final.usage or None}
         return tr.Outcome("completed", EventKind.RUN_COMPLETED, usage, fields)
 
-    async def _stream(self, run: RunRecord) -> AsyncIterator[AgentEvent]:
+    async def _stream(self, run: RunRecord) -> AsyncIterator[AgentEvent] | None:
+        """The runner's stream: a fresh start, or a resume from the run's checkpoint
+        (``None`` when a crashed tool made the run wait for a person instead)."""
         session = await self._store.get_session(run.session_id)
         if session is None:
             raise tr.RunLost(run.id)
         runner = self._registry.runner(session.agent)
-        history = await self._store.latest_checkpoint(run.session_id)
-        return runner.start(RunInput(run.id, run.session_id, run.prompt, history, session.metadata))
+        base = RunInput(
+            run.id, run.session_id, run.prompt, metadata=session.metadata, attempt=run.attempt,
+            update_metadata=self._metadata_updater(run.id),
+        )  # fmt: skip
+        if run.checkpoint is None:
+            history = await self._store.latest_checkpoint(run.session_id)
+            return runner.start(_with(base, history=history))
+        calls = runner.pending_calls(run.checkpoint)
+        lease = self.lease()
+        answers = await self._store.write(lambda tx: hitl.prepare_resume(tx, run.id, calls, lease))
+        if answers is None:
+            return None
+        return runner.resume(_with(base, checkpoint=run.checkpoint, answers=answers))
 
-    async def _pump(self, run: RunRecord, stream: AsyncIterator[AgentEvent]) -> Finished:
-        queue: asyncio.Queue[AgentEvent | _End] = asyncio.Queue(maxsize=PUMP_QUEUE_ITEMS)
-        producer = asyncio.create_task(_produce(stream, queue))
-        finished = Finished(None)
+    def _metadata_updater(
+        self, run_id: str
+    ) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Awaitable[None]]:
+        async def update(change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+            await self._store.write(_update_metadata(run_id, change, self._config.server_id))
+
+        return update
+
+    async def _pump(self, run: RunRecord, stream: AsyncIterator[AgentEvent]) -> Finished | Paused:
+        queue: asyncio.Queue[AgentEvent | End] = asyncio.Queue(maxsize=PUMP_QUEUE_ITEMS)
+        producer = asyncio.create_task(produce(stream, queue))
+        final: Finished | Paused = Finished(None)
         try:
             while True:
                 items = [await queue.get()]
                 while not queue.empty():
                     items.append(queue.get_nowait())
-                outputs = [i for i in items if not isinstance(i, _End | Finished)]
-                finished = next((i for i in items if isinstance(i, Finished)), finished)
+                outputs = [i for i in items if not isinstance(i, End | Finished | Paused)]
+                final = next((i for i in items if isinstance(i, Finished | Paused)), final)
                 if outputs:
                     await self._append(run, coalesce(outputs))
-                end = next((i for i in items if isinstance(i, _End)), None)
+                end = next((i for i in items if isinstance(i, End)), None)
                 if end is not None:
                     if end.error is not None:
                         raise end.error
-                    return finished
+                    return final
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 
     async def _append(self, run: RunRecord, outputs: list[AgentEvent]) -> None:
+        """Write a batch of output; tools waiting on their ``tool.started`` go on only once
+        it (and their checkpoint) committed."""
         events = [e for e in (to_new_event(o, run.id) for o in outputs) if e is not None]
-        if events:
-            lease = self.lease()
-            await self._store.write(lambda tx: tr.append_output(tx, run.id, events, lease))
+        waiting = barriers(outputs)
+        checkpoint = next((s.checkpoint for s in reversed(waiting) if s.checkpoint), None)
+        lease = self.lease()
+        try:
+            if events:
+                await self._store.write(
+                    lambda tx: tr.append_output(tx, run.id, events, lease, checkpoint)
+                )
+        except BaseException as exc:
+            release(waiting, tr.RunLost(run.id) if isinstance(exc, Exception) else None)
+            raise
+        release(waiting)
 
 
-def _recover(
-    run_id: str, now: int, lease: tr.Lease
-) -> Callable[[StoreTx], Awaitable[RunRecord | None]]:
+def _with(base: RunInput, **changes: Any) -> RunInput:
+    return replace(base, **changes)
+
+
+WriteOp = Callable[[StoreTx], Awaitable[RunRecord | None]]
+
+
+def _recover(run_id: str, now: int, lease: tr.Lease) -> WriteOp:
     return lambda tx: tr.recover_run(tx, run_id, now, lease)
 
 
-def _finish(
-    run_id: str, outcome: tr.Outcome, lease: tr.Lease
-) -> Callable[[StoreTx], Awaitable[RunRecord | None]]:
+def _take_over(run_id: str, now: int, lease: tr.Lease) -> WriteOp:
+    return lambda tx: hitl.take_over(tx, run_id, now, lease)
+
+
+def _expire(interrupt_id: str, now: int, lease: tr.Lease) -> WriteOp:
+    return lambda tx: hitl.expire_interrupt(tx, interrupt_id, now, lease)
+
+
+def _finish(run_id: str, outcome: tr.Outcome, lease: tr.Lease) -> WriteOp:
     return lambda tx: tr.finish_run(tx, run_id, outcome, lease)
 
 
-async def _produce(
-    stream: AsyncIterator[AgentEvent], queue: asyncio.Queue[AgentEvent | _End]
-) -> None:
-    try:
-        async for event in stream:
-            await queue.put(event)
-        await queue.put(_End())
-    except Exception as exc:
-        await queue.put(_End(exc))
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+def _update_metadata(
+    run_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], owner: str
+) -> Callable[[StoreTx], Awaitable[None]]:
+    """A tool's write to its session's metadata, only while this instance owns the run."""
+
+    async def op(tx: StoreTx) -> None:
+        run = await tr.owned(tx, run_id, owner)
+        session = await tx.lock_session(run.session_id)
+        if session is None:
+            raise tr.RunLost(run_id)
+        updated = await tx.update_session(run.session_id, None, metadata=change(session.metadata))
+        data = SessionData(
+            title=updated.title, agent=updated.agent, metadata=updated.metadata,
+            policy=updated.policy,
+        ).dump()  # fmt: skip
+        await tx.append(run.session_id, [NewEvent(EventKind.SESSION_UPDATED, data, run_id)])
+
+    return op
+
+
+__all__ = ["RunConfig", "RunManager", "ToolStarted"]

@@ -11,9 +11,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tether.agents.registry import AgentRegistry
+from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.hub import Hub
 from tether.core.runs import RunManager
+from tether.metrics import Metrics
 from tether.protocol.codec import check_metadata
 from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import EventKind, SessionData
@@ -81,7 +83,7 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
         session=data.session.to_json(),
         messages=list(messages.values()),
         runs=[run.to_json() for run in data.runs],
-        interrupts=[],
+        interrupts=[rec.to_json() for rec in data.interrupts],
     )
 
 
@@ -102,12 +104,14 @@ class Sessions:
         runs: RunManager,
         registry: AgentRegistry,
         limits: SessionLimits,
+        metrics: Metrics,
     ) -> None:
         self._store = store
         self._hub = hub
         self._runs = runs
         self._registry = registry
         self._limits = limits
+        self._metrics = metrics
 
     def _check(self, title: str | None, metadata: dict[str, Any] | None) -> None:
         if title is not None and len(title) > self._limits.max_title_chars:
@@ -218,6 +222,39 @@ class Sessions:
         lease = self._runs.lease()
         result: tr.CommandResult = await self._store.write(
             lambda tx: tr.cancel_command(tx, session_id, command_id, run_id, user, lease)
+        )
+        await self._after(result)
+        return result
+
+    async def respond(
+        self, user: str, session_id: str, command_id: str, interrupt_id: str,
+        approved: bool | None, answer: str | None, note: str | None,
+    ) -> tr.CommandResult:  # fmt: skip
+        request = hitl.RespondRequest(
+            session_id, user, command_id, interrupt_id, approved, answer, note
+        )
+        lease = self._runs.lease()
+        result: tr.CommandResult = await self._store.write(
+            lambda tx: hitl.resolve_interrupt(tx, request, lease)
+        )
+        if not result.duplicate:
+            await self._observe_answer(interrupt_id, str(result.result.get("outcome")))
+        await self._after(result)
+        return result
+
+    async def _observe_answer(self, interrupt_id: str, outcome: str) -> None:
+        self._metrics.interrupts_resolved.labels(outcome=outcome).inc()
+        rec = await self._store.get_interrupt(interrupt_id)
+        if rec is not None and rec.answered_at is not None:
+            waited = (rec.answered_at - rec.created_at).total_seconds()
+            self._metrics.interrupt_wait_seconds.observe(max(0.0, waited))
+
+    async def retry(
+        self, user: str, session_id: str, command_id: str, run_id: str | None
+    ) -> tr.CommandResult:
+        lease = self._runs.lease()
+        result: tr.CommandResult = await self._store.write(
+            lambda tx: tr.retry_command(tx, session_id, command_id, run_id, lease)
         )
         await self._after(result)
         return result

@@ -14,6 +14,7 @@ from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import (
     ErrorInfo,
     EventKind,
+    InterruptResolvedData,
     MessageUserData,
     RunCancelledData,
     RunFailedData,
@@ -21,6 +22,7 @@ from tether.protocol.events import (
     RunStateData,
 )
 from tether.store.contract import (
+    INTERRUPT_PENDING,
     RUN_ACTIVE,
     RUN_OPEN,
     RUN_TERMINAL,
@@ -30,6 +32,7 @@ from tether.store.contract import (
     RunRecord,
     StoreTx,
     new_id,
+    utcnow,
 )
 
 QUEUED = frozenset({"queued"})
@@ -80,12 +83,24 @@ async def _replayed(tx: StoreTx, session_id: str, command_id: str) -> CommandRes
     return CommandResult(True, existing.result) if existing else None
 
 
+async def cancel_interrupts(tx: StoreTx, run_id: str, by: str) -> None:
+    """Every pending interrupt of the run becomes ``cancelled``, with its event."""
+    for rec in await tx.run_interrupts(run_id, INTERRUPT_PENDING):
+        done = await tx.update_interrupt(
+            rec.id, INTERRUPT_PENDING, status="cancelled", answered_by=by, answered_at=utcnow()
+        )
+        if done is not None:
+            data = InterruptResolvedData(interrupt_id=rec.id, outcome="cancelled", by=by).dump()
+            await tx.append(rec.session_id, [NewEvent(EventKind.INTERRUPT_RESOLVED, data, run_id)])
+
+
 async def _cancel(tx: StoreTx, run: RunRecord, by: str) -> bool:
     changed = await tx.update_run(
         run.id, RUN_OPEN, status="cancelled", lease_owner=None, lease_expires_ms=None
     )
     if changed is None:
         return False
+    await cancel_interrupts(tx, run.id, by)
     data = RunCancelledData(by=by).dump()
     await tx.append(run.session_id, [NewEvent(EventKind.RUN_CANCELLED, data, run.id)])
     return True
@@ -213,17 +228,21 @@ async def _cancel_target(
     return candidates[0]
 
 
-async def _owned(tx: StoreTx, run_id: str, owner: str) -> RunRecord:
+async def owned(tx: StoreTx, run_id: str, owner: str) -> RunRecord:
     run = await tx.lock_run(run_id)
     if run is None or run.status != "running" or run.lease_owner != owner:
         raise RunLost(run_id)
     return run
 
 
-async def append_output(tx: StoreTx, run_id: str, events: list[NewEvent], lease: Lease) -> None:
-    """Append a running run's output and renew its lease, if this instance still owns it."""
-    run = await _owned(tx, run_id, lease.owner)
-    await tx.update_run(run_id, RUNNING, lease_expires_ms=lease.until_ms)
+async def append_output(
+    tx: StoreTx, run_id: str, events: list[NewEvent], lease: Lease, checkpoint: str | None = None
+) -> None:
+    """Append a running run's output and renew its lease, if this instance still owns it.
+    A tool's ``checkpoint`` is stored with its ``tool.started``, in the same transaction."""
+    run = await owned(tx, run_id, lease.owner)
+    extra = {"checkpoint": checkpoint} if checkpoint is not None else {}
+    await tx.update_run(run_id, RUNNING, lease_expires_ms=lease.until_ms, **extra)
     await tx.append(run.session_id, events)
 
 
@@ -232,7 +251,7 @@ async def renew_leases(tx: StoreTx, run_ids: list[str], lease: Lease) -> list[st
     lost = []
     for run_id in run_ids:
         try:
-            await _owned(tx, run_id, lease.owner)
+            await owned(tx, run_id, lease.owner)
         except RunLost:
             lost.append(run_id)
             continue
@@ -242,7 +261,7 @@ async def renew_leases(tx: StoreTx, run_ids: list[str], lease: Lease) -> list[st
 
 async def finish_run(tx: StoreTx, run_id: str, outcome: Outcome, lease: Lease) -> RunRecord | None:
     """End an owned run with ``outcome`` and start the next queued one (returned)."""
-    run = await _owned(tx, run_id, lease.owner)
+    run = await owned(tx, run_id, lease.owner)
     await tx.update_run(
         run_id,
         RUNNING,
@@ -276,6 +295,53 @@ async def recover_run(tx: StoreTx, run_id: str, now_ms: int, lease: Lease) -> Ru
     started = await promote_next(tx, run.session_id, lease)
     await refresh_status(tx, run.session_id)
     return started
+
+
+RETRYABLE = frozenset({"failed", "cancelled"})
+
+
+async def retry_command(
+    tx: StoreTx, session_id: str, command_id: str, run_id: str | None, lease: Lease
+) -> CommandResult:
+    """Run a failed, cancelled or interrupted run again as a new attempt (from its last
+    checkpoint when it has one); a completed or open run is a ``conflict``."""
+    if (replay := await _replayed(tx, session_id, command_id)) is not None:
+        return replay
+    target = await _retry_target(tx, session_id, command_id, run_id)
+    busy = bool(await tx.runs_by_status(session_id, RUN_OPEN))
+    status = "queued" if busy else "running"
+    run = await tx.update_run(
+        target.id, RETRYABLE, status=status, attempt=target.attempt + 1, error=None,
+        lease_owner=None if busy else lease.owner, lease_expires_ms=None if busy else lease.until_ms,
+    )  # fmt: skip
+    if run is None:
+        raise ProtocolError(ErrorCode.CONFLICT, "the run changed; try again", command_id)
+    data = RunStateData(run_id=run.id, message_id=run.message_id, attempt=run.attempt)
+    kind = EventKind.RUN_QUEUED if busy else EventKind.RUN_STARTED
+    await tx.append(session_id, [NewEvent(kind, data.dump(), run.id)])
+    result = {"run_id": run.id, "attempt": run.attempt}
+    await tx.insert_command(CommandRecord(session_id, command_id, "retry", result))
+    await refresh_status(tx, session_id)
+    return CommandResult(False, result, [] if busy else [run])
+
+
+async def _retry_target(
+    tx: StoreTx, session_id: str, command_id: str, run_id: str | None
+) -> RunRecord:
+    if run_id is None:
+        candidates = await tx.runs_by_status(session_id, RETRYABLE)
+        if not candidates:
+            raise ProtocolError(
+                ErrorCode.NOT_FOUND, "no failed or cancelled run to retry", command_id
+            )
+        return candidates[-1]
+    run = await tx.lock_run(run_id)
+    if run is None or run.session_id != session_id:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no run {run_id} in this session", command_id)
+    if run.status not in RETRYABLE:
+        message = f"run {run_id} is {run.status}; only failed or cancelled runs can be retried"
+        raise ProtocolError(ErrorCode.CONFLICT, message, command_id)
+    return run
 
 
 async def release_leases(tx: StoreTx, run_ids: list[str], owner: str) -> None:

@@ -59,6 +59,7 @@ class RunStateData(EventData):
     message_id: str
     attempt: int
     position: int | None = None
+    resumed: bool | None = None
 
 
 class TextDeltaData(EventData):
