@@ -48,13 +48,17 @@ class Metrics:
             "tether_interrupts_opened_total", "Interrupts opened, by kind", ["kind"], registry=r
         )
         self.interrupts_resolved = Counter(
-            "tether_interrupts_resolved_total", "Interrupts resolved, by outcome", ["outcome"],
+            "tether_interrupts_resolved_total",
+            "Interrupts resolved, by outcome",
+            ["outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.interrupt_wait_seconds = Histogram(
-            "tether_interrupt_wait_seconds", "Time an interrupt waited for a person",
-            buckets=(1, 5, 30, 60, 300, 1800, 3600, 86400), registry=r,
-        )  # fmt: skip
+            "tether_interrupt_wait_seconds",
+            "Time an interrupt waited for a person",
+            buckets=(1, 5, 30, 60, 300, 1800, 3600, 86400),
+            registry=r,
+        )
         self.slow_consumers = Counter(
             "tether_slow_consumers_total",
             "Connections closed for overflowing their outbox",

@@ -135,21 +135,28 @@ def _map(event: object, parts: _TextParts) -> list[AgentEvent]:
 def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
     requests = [
         HumanRequest(
-            call.tool_call_id, "approval", call.tool_name, call.args_as_dict(),
+            call.tool_call_id,
+            "approval",
+            call.tool_name,
+            call.args_as_dict(),
             f"Allow {call.tool_name} to run with these arguments?",
         )
         for call in deferred.approvals
-    ]  # fmt: skip
+    ]
     for call in deferred.calls:
         meta = deferred.metadata.get(call.tool_call_id, {})
         choices = meta.get("choices")
         requests.append(
             HumanRequest(
-                call.tool_call_id, "question", call.tool_name, call.args_as_dict(),
+                call.tool_call_id,
+                "question",
+                call.tool_name,
+                call.args_as_dict(),
                 str(meta.get("prompt") or "The agent has a question."),
-                [str(c) for c in choices] if choices else None, meta.get("timeout_s"),
+                [str(c) for c in choices] if choices else None,
+                meta.get("timeout_s"),
             )
-        )  # fmt: skip
+        )
     return requests
 
 
@@ -219,9 +226,12 @@ class PydanticAIRunner:
         return [part.tool_call_id for part in pending_calls(checkpoint)]
 
     async def _events(
-        self, run: RunInput, prompt: str | None, history: list[ModelMessage] | None,
+        self,
+        run: RunInput,
+        prompt: str | None,
+        history: list[ModelMessage] | None,
         results: DeferredToolResults | None,
-    ) -> AsyncIterator[AgentEvent]:  # fmt: skip
+    ) -> AsyncIterator[AgentEvent]:
         queue: asyncio.Queue[AgentEvent | _Done] = asyncio.Queue(maxsize=QUEUE_ITEMS)
         deps = ToolDeps(run, queue.put)
         task = asyncio.create_task(self._drive(run, prompt, history, results, deps, queue))
@@ -241,16 +251,24 @@ class PydanticAIRunner:
                 await task
 
     async def _drive(
-        self, run: RunInput, prompt: str | None, history: list[ModelMessage] | None,
-        results: DeferredToolResults | None, deps: ToolDeps,
+        self,
+        run: RunInput,
+        prompt: str | None,
+        history: list[ModelMessage] | None,
+        results: DeferredToolResults | None,
+        deps: ToolDeps,
         queue: asyncio.Queue[AgentEvent | _Done],
-    ) -> None:  # fmt: skip
+    ) -> None:
         parts = _TextParts()
         try:
             async with self._agent.run_stream_events(
-                prompt, message_history=history, deferred_tool_results=results, deps=deps,
-                conversation_id=run.session_id, instructions=f"tether attempt {run.attempt}",
-            ) as stream:  # fmt: skip
+                prompt,
+                message_history=history,
+                deferred_tool_results=results,
+                deps=deps,
+                conversation_id=run.session_id,
+                instructions=f"tether attempt {run.attempt}",
+            ) as stream:
                 async for event in stream:
                     for mapped in _map(event, parts):
                         await queue.put(mapped)

@@ -7,7 +7,7 @@ indistinguishable from a missing one (404).
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -271,4 +271,68 @@ async def cancel_run(
 ) -> AckOut:
     await _owned(engine, user, session_id)
     result = await engine.sessions.cancel(user, session_id, body.id, run_id)
+    return AckOut(id=body.id, duplicate=result.duplicate, result=result.result)
+
+
+class RespondIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: CommandId
+    approved: bool | None = None
+    answer: str | None = None
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class InterruptOut(BaseModel):
+    interrupt_id: str
+    run_id: str
+    kind: str
+    call_id: str | None = None
+    tool: str | None = None
+    args: JsonObject | None = None
+    prompt: str
+    choices: list[str] | None = None
+    expires_at: str | None = None
+    on_timeout: str
+    status: str
+    answer: str | None = None
+    note: str | None = None
+    by: str | None = None
+    reason: str
+    created_at: str
+    answered_at: str | None = None
+
+
+InterruptStatus = Literal["pending", "approved", "denied", "answered", "expired", "cancelled"]
+
+
+@router.get("/sessions/{session_id}/interrupts")
+async def list_interrupts(
+    session_id: str,
+    engine: EngineDep,
+    user: UserDep,
+    status: InterruptStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[InterruptOut]:
+    await _owned(engine, user, session_id)
+    records = await engine.store.list_interrupts(session_id, status, limit)
+    return [InterruptOut.model_validate(rec.to_json()) for rec in records]
+
+
+@router.post("/sessions/{session_id}/interrupts/{interrupt_id}")
+async def respond(
+    session_id: str, interrupt_id: str, body: RespondIn, engine: EngineDep, user: UserDep
+) -> AckOut:
+    await _owned(engine, user, session_id)
+    result = await engine.sessions.respond(
+        user, session_id, body.id, interrupt_id, body.approved, body.answer, body.note
+    )
+    return AckOut(id=body.id, duplicate=result.duplicate, result=result.result)
+
+
+@router.post("/sessions/{session_id}/runs/{run_id}/retry")
+async def retry_run(
+    session_id: str, run_id: str, body: CommandIn, engine: EngineDep, user: UserDep
+) -> AckOut:
+    await _owned(engine, user, session_id)
+    result = await engine.sessions.retry(user, session_id, body.id, run_id)
     return AckOut(id=body.id, duplicate=result.duplicate, result=result.result)

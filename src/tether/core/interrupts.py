@@ -39,10 +39,12 @@ from tether.store.contract import (
 WAITING = frozenset({"waiting"})
 TOOL_AND_INTERRUPT_EVENTS = frozenset(
     {
-        EventKind.TOOL_STARTED, EventKind.TOOL_FINISHED,
-        EventKind.INTERRUPT_REQUESTED, EventKind.INTERRUPT_RESOLVED,
+        EventKind.TOOL_STARTED,
+        EventKind.TOOL_FINISHED,
+        EventKind.INTERRUPT_REQUESTED,
+        EventKind.INTERRUPT_RESOLVED,
     }
-)  # fmt: skip
+)
 EXPIRED_NOTE = "No answer came before the deadline."
 RERUN_DENIED_NOTE = "Not run again: the server stopped while it was running."
 
@@ -59,18 +61,27 @@ def _iso(ms: int | None) -> str | None:
 
 def requested_event(rec: InterruptRecord) -> NewEvent:
     data = InterruptRequestedData(
-        interrupt_id=rec.id, kind=rec.kind, call_id=rec.call_id, tool=rec.tool,
-        args=rec.args, prompt=rec.prompt, choices=rec.choices,
-        expires_at=_iso(rec.expires_at_ms), on_timeout=rec.on_timeout,
-    ).dump()  # fmt: skip
+        interrupt_id=rec.id,
+        kind=rec.kind,
+        call_id=rec.call_id,
+        tool=rec.tool,
+        args=rec.args,
+        prompt=rec.prompt,
+        choices=rec.choices,
+        expires_at=_iso(rec.expires_at_ms),
+        on_timeout=rec.on_timeout,
+    ).dump()
     return NewEvent(EventKind.INTERRUPT_REQUESTED, data, rec.run_id)
 
 
 def resolved_event(rec: InterruptRecord) -> NewEvent:
     data = InterruptResolvedData(
-        interrupt_id=rec.id, outcome=rec.status, answer=rec.answer, note=rec.note,
+        interrupt_id=rec.id,
+        outcome=rec.status,
+        answer=rec.answer,
+        note=rec.note,
         by=rec.answered_by or "",
-    ).dump()  # fmt: skip
+    ).dump()
     return NewEvent(EventKind.INTERRUPT_RESOLVED, data, rec.run_id)
 
 
@@ -86,12 +97,20 @@ def _interrupt(
     default = limits.approval_timeout_s if req.kind == "approval" else limits.question_timeout_s
     timeout_s = req.timeout_s or default or None
     return InterruptRecord(
-        id=new_id("i"), session_id=run.session_id, run_id=run.id, kind=req.kind,
-        prompt=req.prompt, on_timeout="deny" if req.kind == "approval" else "fail",
-        reason=req.kind, call_id=req.call_id, tool=req.tool, args=req.args,
-        args_hash=args_hash(req.tool, req.args), choices=req.choices,
+        id=new_id("i"),
+        session_id=run.session_id,
+        run_id=run.id,
+        kind=req.kind,
+        prompt=req.prompt,
+        on_timeout="deny" if req.kind == "approval" else "fail",
+        reason=req.kind,
+        call_id=req.call_id,
+        tool=req.tool,
+        args=req.args,
+        args_hash=args_hash(req.tool, req.args),
+        choices=req.choices,
         expires_at_ms=now_ms + int(timeout_s * 1000) if timeout_s else None,
-    )  # fmt: skip
+    )
 
 
 async def _wait_on(tx: StoreTx, run: RunRecord, records: list[InterruptRecord]) -> None:
@@ -107,9 +126,13 @@ async def pause_run(
     """The run needs a person: checkpoint it, record what it asks, free its lease."""
     run = await tr.owned(tx, run_id, lease.owner)
     await tx.update_run(
-        run_id, tr.RUNNING, status="waiting", checkpoint=paused.checkpoint, lease_owner=None,
+        run_id,
+        tr.RUNNING,
+        status="waiting",
+        checkpoint=paused.checkpoint,
+        lease_owner=None,
         lease_expires_ms=None,
-    )  # fmt: skip
+    )
     records = [_interrupt(run, req, now_ms, limits) for req in paused.requests]
     await _wait_on(tx, run, records)
     return records
@@ -171,13 +194,22 @@ async def resolve_interrupt(tx: StoreTx, req: RespondRequest, lease: tr.Lease) -
 
 
 async def _settle(
-    tx: StoreTx, rec: InterruptRecord, outcome: str, answer: str | None, note: str | None,
+    tx: StoreTx,
+    rec: InterruptRecord,
+    outcome: str,
+    answer: str | None,
+    note: str | None,
     by: str,
-) -> InterruptRecord:  # fmt: skip
+) -> InterruptRecord:
     resolved = await tx.update_interrupt(
-        rec.id, INTERRUPT_PENDING, status=outcome, answer=answer, note=note, answered_by=by,
+        rec.id,
+        INTERRUPT_PENDING,
+        status=outcome,
+        answer=answer,
+        note=note,
+        answered_by=by,
         answered_at=utcnow(),
-    )  # fmt: skip
+    )
     if resolved is None:
         raise ProtocolError(ErrorCode.CONFLICT, "already answered")
     await tx.append(rec.session_id, [resolved_event(resolved)])
@@ -279,11 +311,18 @@ def _rerun(run: RunRecord, call_id: str, started: dict[str, Any]) -> InterruptRe
     tool = str(started.get("tool"))
     args = started.get("args") if isinstance(started.get("args"), dict) else {}
     return InterruptRecord(
-        id=new_id("i"), session_id=run.session_id, run_id=run.id, kind="approval",
+        id=new_id("i"),
+        session_id=run.session_id,
+        run_id=run.id,
+        kind="approval",
         prompt=f"The server stopped while {tool} was running. Run {tool} again?",
-        on_timeout="deny", reason="rerun", call_id=call_id, tool=tool, args=args,
+        on_timeout="deny",
+        reason="rerun",
+        call_id=call_id,
+        tool=tool,
+        args=args,
         args_hash=args_hash(tool, args),
-    )  # fmt: skip
+    )
 
 
 async def prepare_resume(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -39,7 +39,7 @@ class RunConfig:
     run_timeout_s: float
     shutdown_grace_s: float
     sweep_interval_s: float = 1.0
-    deadlines: hitl.Deadlines = hitl.Deadlines(0.0, 0.0)
+    deadlines: hitl.Deadlines = field(default_factory=lambda: hitl.Deadlines(0.0, 0.0))
 
 
 class RunManager:
@@ -131,8 +131,11 @@ class RunManager:
     async def recover_once(self) -> int:
         """Runs whose executing server stopped: resume from their checkpoint, or fail them
         as retryable when they have none. Returns how many were recovered."""
-        expired = [r for r in await self._store.expired_runs(now_ms(), SWEEP_BATCH)
-                   if r.id not in self._tasks]  # fmt: skip
+        expired = [
+            r
+            for r in await self._store.expired_runs(now_ms(), SWEEP_BATCH)
+            if r.id not in self._tasks
+        ]
         for run in expired:
             now, lease = now_ms(), self.lease()
             if run.checkpoint is not None:
@@ -142,8 +145,12 @@ class RunManager:
                 started = await self._store.write(_recover(run.id, now, lease))
                 self._metrics.runs_finished.labels(outcome="interrupted").inc()
                 self.launch([started] if started else [])
-            log.warning("run_recovered", run_id=run.id, session_id=run.session_id,
-                        from_checkpoint=run.checkpoint is not None)  # fmt: skip
+            log.warning(
+                "run_recovered",
+                run_id=run.id,
+                session_id=run.session_id,
+                from_checkpoint=run.checkpoint is not None,
+            )
         return len(expired)
 
     async def sweep_once(self) -> int:
@@ -221,9 +228,13 @@ class RunManager:
             raise tr.RunLost(run.id)
         runner = self._registry.runner(session.agent)
         base = RunInput(
-            run.id, run.session_id, run.prompt, metadata=session.metadata, attempt=run.attempt,
+            run.id,
+            run.session_id,
+            run.prompt,
+            metadata=session.metadata,
+            attempt=run.attempt,
             update_metadata=self._metadata_updater(run.id),
-        )  # fmt: skip
+        )
         if run.checkpoint is None:
             history = await self._store.latest_checkpoint(run.session_id)
             return runner.start(_with(base, history=history))
@@ -317,9 +328,11 @@ def _update_metadata(
             raise tr.RunLost(run_id)
         updated = await tx.update_session(run.session_id, None, metadata=change(session.metadata))
         data = SessionData(
-            title=updated.title, agent=updated.agent, metadata=updated.metadata,
+            title=updated.title,
+            agent=updated.agent,
+            metadata=updated.metadata,
             policy=updated.policy,
-        ).dump()  # fmt: skip
+        ).dump()
         await tx.append(run.session_id, [NewEvent(EventKind.SESSION_UPDATED, data, run_id)])
 
     return op

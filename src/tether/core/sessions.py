@@ -227,9 +227,15 @@ class Sessions:
         return result
 
     async def respond(
-        self, user: str, session_id: str, command_id: str, interrupt_id: str,
-        approved: bool | None, answer: str | None, note: str | None,
-    ) -> tr.CommandResult:  # fmt: skip
+        self,
+        user: str,
+        session_id: str,
+        command_id: str,
+        interrupt_id: str,
+        approved: bool | None,
+        answer: str | None,
+        note: str | None,
+    ) -> tr.CommandResult:
         request = hitl.RespondRequest(
             session_id, user, command_id, interrupt_id, approved, answer, note
         )

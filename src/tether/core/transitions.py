@@ -311,9 +311,14 @@ async def retry_command(
     busy = bool(await tx.runs_by_status(session_id, RUN_OPEN))
     status = "queued" if busy else "running"
     run = await tx.update_run(
-        target.id, RETRYABLE, status=status, attempt=target.attempt + 1, error=None,
-        lease_owner=None if busy else lease.owner, lease_expires_ms=None if busy else lease.until_ms,
-    )  # fmt: skip
+        target.id,
+        RETRYABLE,
+        status=status,
+        attempt=target.attempt + 1,
+        error=None,
+        lease_owner=None if busy else lease.owner,
+        lease_expires_ms=None if busy else lease.until_ms,
+    )
     if run is None:
         raise ProtocolError(ErrorCode.CONFLICT, "the run changed; try again", command_id)
     data = RunStateData(run_id=run.id, message_id=run.message_id, attempt=run.attempt)
