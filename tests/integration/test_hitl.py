@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -283,7 +284,7 @@ async def test_a_deadline_is_applied_once_with_two_sweepers(url: str) -> None:
     settings = make_settings(url, interrupt_sweep_interval_s=0.05)
     async with serve(settings) as one, serve(settings) as two:
         async with TetherClient(one.ws) as client:
-            run_id, requested = await ask_for(client, "/ask 1")
+            run_id, _ = await ask_for(client, "/ask 1")
             await client.wait_for_event("run.failed", run_id=run_id, timeout_s=15)
             session_id = client.session_id or ""
         events = await two.engine.store.read_events(session_id, 0, 1000)

@@ -26,9 +26,13 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def launch(store_url: str) -> Iterator[ServerProcess]:
-    env = {"TETHER_STORE_URL": store_url, "TETHER_RUN_LEASE_S": "1",
-           "TETHER_RECOVERY_INTERVAL_S": "0.2", "TETHER_INTERRUPT_SWEEP_INTERVAL_S": "0.1",
-           "TETHER_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        "TETHER_STORE_URL": store_url,
+        "TETHER_RUN_LEASE_S": "1",
+        "TETHER_RECOVERY_INTERVAL_S": "0.2",
+        "TETHER_INTERRUPT_SWEEP_INTERVAL_S": "0.1",
+        "TETHER_LOG_LEVEL": "WARNING",
+    }
     started: list[ServerProcess] = []
 
     class Launcher(ServerProcess):
@@ -73,8 +77,10 @@ async def new_interrupt(client: TetherClient, run_id: str, old_id: str) -> dict[
 
 async def answer(port: int, session_id: str, interrupt_id: str, approved: bool) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        reply = await http.post(f"/v1/sessions/{session_id}/interrupts/{interrupt_id}",
-                                json={"id": f"answer-{interrupt_id}", "approved": approved})  # fmt: skip
+        reply = await http.post(
+            f"/v1/sessions/{session_id}/interrupts/{interrupt_id}",
+            json={"id": f"answer-{interrupt_id}", "approved": approved},
+        )
     assert reply.status_code == 200, reply.text
 
 
