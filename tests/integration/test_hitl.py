@@ -281,14 +281,49 @@ async def test_approval_deadline_denies_and_the_run_goes_on(url: str) -> None:
 
 
 async def test_a_deadline_is_applied_once_with_two_sweepers(url: str) -> None:
+    """Two instances sweep the same store; the expiry is applied by exactly one. (The bus
+    is ``local``, so each instance fans out only its own commits: watch both.)"""
     settings = make_settings(url, interrupt_sweep_interval_s=0.05)
     async with serve(settings) as one, serve(settings) as two:
-        async with TetherClient(one.ws) as client:
-            run_id, _ = await ask_for(client, "/ask 1")
-            await client.wait_for_event("run.failed", run_id=run_id, timeout_s=15)
-            session_id = client.session_id or ""
+        async with TetherClient(one.ws) as first:
+            run_id, _ = await ask_for(first, "/ask 1")
+            session_id = first.session_id or ""
+            async with TetherClient(two.ws, session_id=session_id) as second:
+                waits = [
+                    asyncio.create_task(c.wait_for_event("run.failed", run_id=run_id, timeout_s=15))
+                    for c in (first, second)
+                ]
+                done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                assert next(iter(done)).result().data["error"]["code"] == "interrupt_expired"
         events = await two.engine.store.read_events(session_id, 0, 1000)
         resolved = [e for e in events if e.kind == "interrupt.resolved"]
         failed = [e for e in events if e.kind == "run.failed"]
         assert len(resolved) == 1
         assert len(failed) == 1
+
+
+async def test_retry_of_a_cancelled_waiting_run_asks_again(
+    server: Running, http: httpx.AsyncClient
+) -> None:
+    async with TetherClient(server.ws) as client:
+        run_id, first = await ask_for(client, "/approve second chance")
+        await client.cancel(run_id)
+        await client.wait_for_event("run.cancelled", run_id=run_id, timeout_s=15)
+        await client.retry(run_id)
+        again = await client.wait_for(
+            lambda e: (
+                e.event == "interrupt.requested"
+                and e.data["interrupt_id"] != first.data["interrupt_id"]
+            ),
+            timeout_s=15,
+        )
+        assert (again.data["tool"], again.data["args"]) == ("demo_note", {"text": "second chance"})
+        await client.respond(again.data["interrupt_id"], approved=True)
+        await client.wait_for_event("run.completed", run_id=run_id, timeout_s=15)
+        session_id = client.session_id or ""
+    assert await notes(http, session_id) == ["second chance"]
+    runs = (await http.get(f"/v1/sessions/{session_id}/runs")).json()
+    assert [(r["status"], r["attempt"]) for r in runs] == [("completed", 2)]

@@ -1,9 +1,10 @@
-// Pure state logic of the browser page: run with `node --test src/tether/web/`.
+// Pure state logic of the browser page: run with `node --test tests/web/`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  Outbox, SessionState, backoffDelayMs, isTerminalClose, newCommandId,
+  Outbox, SessionState, backoffDelayMs, formatRemaining, isAnswering, isTerminalClose,
+  newCommandId, outcomeText, respondFrame,
 } from "../../src/tether/web/state.js";
 
 const EPOCH = "e1";
@@ -15,10 +16,9 @@ function welcome(recovered, { sessionId = "s1", epoch = EPOCH } = {}) {
   };
 }
 
-function snapshot(asOfSeq, messages = [], runs = []) {
+function snapshot(asOfSeq, messages = [], runs = [], interrupts = []) {
   return {
-    type: "snapshot", as_of_seq: asOfSeq, session: { title: "t" }, messages, runs,
-    interrupts: [],
+    type: "snapshot", as_of_seq: asOfSeq, session: { title: "t" }, messages, runs, interrupts,
   };
 }
 
@@ -165,12 +165,15 @@ test("run states: failure is reported, queued runs are counted, waiting shows", 
   assert.equal(state.runSummary().run.status, "waiting");
   assert.equal(state.runSummary().interrupt.prompt, "Which?");
   state.apply(ev(4, "interrupt.resolved", { interrupt_id: "i1", outcome: "answered", by: "local" }));
+  assert.equal(state.runSummary().run.status, "waiting"); // until the run says it resumed
+  assert.equal(state.runSummary().interrupt, null);
+  state.apply(ev(5, "run.started", { run_id: "r1", message_id: "u1", attempt: 1, resumed: true }));
   assert.equal(state.runSummary().run.status, "running");
-  const change = state.apply(ev(5, "run.failed", { error: { code: "x", message: "boom" }, retryable: true }));
+  const change = state.apply(ev(6, "run.failed", { error: { code: "x", message: "boom" }, retryable: true }));
   assert.deepEqual(change.failures, [{ runId: "r1", message: "boom", retryable: true }]);
   assert.equal(state.runSummary().run.id, "r2");
   assert.equal(state.activeRunId(), "r2");
-  state.apply(ev(6, "run.cancelled", { by: "local" }, "r2"));
+  state.apply(ev(7, "run.cancelled", { by: "local" }, "r2"));
   assert.equal(state.runSummary().run.status, "cancelled");
   assert.equal(state.activeRunId(), null);
 });
@@ -222,4 +225,190 @@ test("command ids are unique and at most 64 characters", () => {
   const ids = new Set(Array.from({ length: 100 }, newCommandId));
   assert.equal(ids.size, 100);
   for (const id of ids) assert.ok(id.length >= 1 && id.length <= 64);
+});
+
+// ---------------------------------------------------------------- interrupts
+
+const APPROVAL = {
+  interrupt_id: "i1", kind: "approval", call_id: "c1", tool: "demo_note", args: { text: "hi" },
+  prompt: "Run demo_note?", expires_at: "2030-01-01T00:00:00+00:00", on_timeout: "deny",
+};
+const QUESTION = {
+  interrupt_id: "i2", kind: "question", prompt: "Which colour?", choices: ["red", "green", "blue"],
+  on_timeout: "fail",
+};
+const FREE = { interrupt_id: "i3", kind: "question", prompt: "Why?", on_timeout: "fail" };
+
+/** Attached, with run r1 started by user message u1 and an assistant message a1 of r1. */
+function running() {
+  const state = attached();
+  state.apply(ev(1, "message.user", { message_id: "u1", content: "/approve", command_id: "c" }, null));
+  state.apply(ev(2, "run.started", { run_id: "r1", message_id: "u1", attempt: 1 }));
+  state.apply(delta(3, "Let me"));
+  return state;
+}
+
+test("interrupt.requested: pending, the run waits, and the card follows the run's message", () => {
+  const state = running();
+  const change = state.apply(ev(4, "interrupt.requested", APPROVAL));
+  assert.deepEqual([...change.interrupts], ["i1"]);
+  assert.equal(change.runs, true);
+  const i = state.interrupts.get("i1");
+  assert.deepEqual(
+    [i.status, i.kind, i.tool, i.args, i.prompt, i.runId, i.callId, i.onTimeout, i.after],
+    ["pending", "approval", "demo_note", { text: "hi" }, "Run demo_note?", "r1", "c1", "deny", "a1"],
+  );
+  assert.equal(i.expiresAt, Date.UTC(2030, 0, 1));
+  assert.deepEqual(state.pendingInterrupts().map((x) => x.id), ["i1"]);
+  assert.equal(state.runSummary().run.status, "waiting");
+  assert.equal(state.runSummary().interrupt.id, "i1");
+  assert.equal(state.activeRunId(), "r1");
+});
+
+test("interrupt.resolved: the outcome is recorded and it is no longer pending", () => {
+  const state = running();
+  state.apply(ev(4, "interrupt.requested", APPROVAL));
+  state.apply(ev(5, "interrupt.requested", QUESTION));
+  let change = state.apply(ev(6, "interrupt.resolved", {
+    interrupt_id: "i1", outcome: "denied", note: "not now", by: "bob",
+  }));
+  assert.deepEqual([...change.interrupts], ["i1"]);
+  const i1 = state.interrupts.get("i1");
+  assert.deepEqual([i1.status, i1.note, i1.by], ["denied", "not now", "bob"]);
+  assert.equal(outcomeText(i1), "Denied");
+  assert.deepEqual(state.pendingInterrupts().map((x) => x.id), ["i2"]);
+  assert.equal(state.runSummary().interrupt.id, "i2");
+  change = state.apply(ev(7, "interrupt.resolved", {
+    interrupt_id: "i2", outcome: "answered", answer: "blue", by: "alice",
+  }));
+  assert.equal(outcomeText(state.interrupts.get("i2")), "Answered: blue");
+  assert.deepEqual(state.pendingInterrupts(), []);
+  assert.equal(state.runSummary().run.status, "waiting");
+  state.apply(ev(8, "run.started", { run_id: "r1", message_id: "u1", attempt: 1, resumed: true }));
+  assert.equal(state.runSummary().run.status, "running");
+  assert.equal(state.interrupts.size, 2); // resolved cards stay, with their outcome
+});
+
+test("every outcome has its card text", () => {
+  const texts = ["approved", "denied", "expired", "cancelled"].map((status) => outcomeText({ status }));
+  assert.deepEqual(texts, ["Approved", "Denied", "Expired", "Cancelled"]);
+  assert.equal(outcomeText({ status: "answered", answer: "blue" }), "Answered: blue");
+});
+
+test("a snapshot replaces the pending interrupts and keeps resolved history", () => {
+  const state = running();
+  state.apply(ev(4, "interrupt.requested", APPROVAL));
+  state.apply(ev(5, "interrupt.resolved", { interrupt_id: "i1", outcome: "approved", by: "me" }));
+  state.apply(ev(6, "interrupt.requested", QUESTION));
+  const change = state.apply(snapshot(20, [
+    { message_id: "u1", role: "user", content: "/approve" },
+    { message_id: "a1", role: "assistant", content: "Let me", run_id: "r1" },
+  ], [{ run_id: "r1", status: "waiting", message_id: "u1" }], [
+    { ...FREE, run_id: "r1", call_id: null, tool: null, args: null, choices: null,
+      expires_at: null, status: "pending" },
+  ]));
+  assert.equal(change.reset, true);
+  assert.deepEqual(state.pendingInterrupts().map((i) => i.id), ["i3"]); // i2 is gone
+  assert.equal(state.interrupts.has("i2"), false);
+  assert.equal(state.interrupts.get("i1").status, "approved");
+  const i3 = state.interrupts.get("i3");
+  assert.deepEqual([i3.kind, i3.choices, i3.expiresAt, i3.runId, i3.after], ["question", null, null, "r1", "a1"]);
+  assert.equal(state.runSummary().interrupt.id, "i3");
+  // A reload: a fresh state sees only what the snapshot holds.
+  const fresh = new SessionState("s1");
+  fresh.apply(welcome(false));
+  fresh.apply(snapshot(3, [], [{ run_id: "r1", status: "waiting" }], [
+    { ...QUESTION, run_id: "r1", status: "pending" },
+  ]));
+  assert.deepEqual(fresh.pendingInterrupts().map((i) => i.id), ["i2"]);
+  assert.deepEqual(fresh.interrupts.get("i2").choices, ["red", "green", "blue"]);
+  assert.equal(fresh.runSummary().run.status, "waiting");
+});
+
+test("duplicate and old interrupt events are ignored by seq", () => {
+  const state = running();
+  state.apply(ev(4, "interrupt.requested", APPROVAL));
+  state.apply(ev(5, "interrupt.resolved", { interrupt_id: "i1", outcome: "approved", by: "me" }));
+  // A replayed request must not reopen the card, nor a replayed resolve change it.
+  let change = state.apply(ev(4, "interrupt.requested", APPROVAL));
+  assert.deepEqual([change.dropped, change.interrupts.size], [1, 0]);
+  change = state.apply({ type: "events", events: [
+    ev(4, "interrupt.requested", APPROVAL),
+    ev(5, "interrupt.resolved", { interrupt_id: "i1", outcome: "denied", by: "x" }),
+  ] });
+  assert.equal(change.dropped, 2);
+  assert.equal(state.interrupts.get("i1").status, "approved");
+  assert.deepEqual(state.pendingInterrupts(), []);
+  // Before the snapshot nothing applies; a resolve of an unknown interrupt is a no-op.
+  const early = new SessionState("s1");
+  early.apply(welcome(false));
+  assert.equal(early.apply(ev(1, "interrupt.requested", APPROVAL)).dropped, 1);
+  assert.equal(early.interrupts.size, 0);
+  const late = attached(9);
+  change = late.apply(ev(10, "interrupt.resolved", { interrupt_id: "gone", outcome: "expired", by: "timeout" }));
+  assert.deepEqual([change.applied, change.interrupts.size, late.interrupts.size], [1, 0, 0]);
+});
+
+test("our ack shows the outcome at once; a conflict waits for interrupt.resolved", () => {
+  const state = running();
+  state.apply(ev(4, "interrupt.requested", APPROVAL));
+  state.apply(ev(5, "interrupt.requested", QUESTION));
+  const { frame } = respondFrame(state.interrupts.get("i2"), { answer: "blue" }, "cmd1");
+  let change = state.acknowledge(frame, { interrupt_id: "i2", outcome: "answered", run_id: "r1" });
+  assert.deepEqual([...change.interrupts], ["i2"]);
+  assert.equal(outcomeText(state.interrupts.get("i2")), "Answered: blue");
+  change = state.conflicted("i1");
+  assert.equal(state.interrupts.get("i1").settling, true);
+  assert.equal(state.interrupts.get("i1").status, "pending");
+  state.apply(ev(6, "interrupt.resolved", { interrupt_id: "i1", outcome: "approved", by: "other" }));
+  assert.deepEqual([state.interrupts.get("i1").status, state.interrupts.get("i1").settling], ["approved", false]);
+  // The echo of our own answer changes nothing visible.
+  state.apply(ev(7, "interrupt.resolved", { interrupt_id: "i2", outcome: "answered", answer: "blue", by: "me" }));
+  assert.equal(outcomeText(state.interrupts.get("i2")), "Answered: blue");
+  // Acks for resolved or unknown interrupts are ignored.
+  assert.equal(state.acknowledge(frame, { outcome: "denied" }).interrupts.size, 0);
+  assert.equal(state.acknowledge({ interrupt_id: "nope" }, { outcome: "denied" }).interrupts.size, 0);
+});
+
+test("respond frames: approvals take approved (+ note), questions an allowed answer", () => {
+  const state = running();
+  state.apply(ev(4, "interrupt.requested", APPROVAL));
+  state.apply(ev(5, "interrupt.requested", QUESTION));
+  state.apply(ev(6, "interrupt.requested", FREE));
+  const [i1, i2, i3] = ["i1", "i2", "i3"].map((id) => state.interrupts.get(id));
+  assert.deepEqual(respondFrame(i1, { approved: true, note: "  " }, "a").frame,
+    { type: "respond", id: "a", interrupt_id: "i1", approved: true });
+  assert.deepEqual(respondFrame(i1, { approved: false, note: " no " }, "b").frame,
+    { type: "respond", id: "b", interrupt_id: "i1", approved: false, note: "no" });
+  assert.ok(respondFrame(i1, { answer: "yes" }).error);
+  assert.ok(respondFrame(i1, { approved: true, note: "x".repeat(10_001) }).error);
+  assert.deepEqual(respondFrame(i2, { answer: "blue" }, "c").frame,
+    { type: "respond", id: "c", interrupt_id: "i2", answer: "blue" });
+  assert.ok(respondFrame(i2, { answer: "purple" }).error);
+  assert.ok(respondFrame(i2, { approved: true }).error);
+  assert.deepEqual(respondFrame(i3, { answer: " because " }, "d").frame,
+    { type: "respond", id: "d", interrupt_id: "i3", answer: "because" });
+  assert.ok(respondFrame(i3, { answer: "   " }).error);
+  state.apply(ev(7, "interrupt.resolved", { interrupt_id: "i3", outcome: "expired", by: "timeout" }));
+  assert.ok(respondFrame(i3, { answer: "late" }).error);
+  assert.ok(respondFrame(undefined, { answer: "x" }).error);
+  assert.ok(respondFrame(i1, { approved: true }).frame.id.length > 0);
+});
+
+test("an answer is in flight while its respond waits in the outbox", () => {
+  const outbox = new Outbox();
+  outbox.add({ type: "message", id: "m", content: "x" });
+  outbox.add({ type: "respond", id: "r", interrupt_id: "i1", approved: true });
+  assert.equal(isAnswering(outbox, "i1"), true);
+  assert.equal(isAnswering(outbox, "i2"), false);
+  outbox.settle("r");
+  assert.equal(isAnswering(outbox, "i1"), false);
+});
+
+test("countdowns read m:ss, h:mm:ss past an hour, and stop at 0:00", () => {
+  assert.equal(formatRemaining(65_000), "1:05");
+  assert.equal(formatRemaining(59_001), "1:00");
+  assert.equal(formatRemaining(3_723_000), "1:02:03");
+  assert.equal(formatRemaining(0), "0:00");
+  assert.equal(formatRemaining(-5000), "0:00");
 });

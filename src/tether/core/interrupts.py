@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,21 +325,45 @@ def _rerun(run: RunRecord, call_id: str, started: dict[str, Any]) -> InterruptRe
     )
 
 
+def _ask_again(rec: InterruptRecord, now_ms: int) -> InterruptRecord:
+    """A fresh copy of an interrupt that was cancelled or expired, for a retried run."""
+    window = None
+    if rec.expires_at_ms is not None:
+        window = max(0, rec.expires_at_ms - int(rec.created_at.timestamp() * 1000))
+    return replace(
+        rec, id=new_id("i"), status=INTERRUPT_PENDING, answer=None, note=None,
+        answered_by=None, answered_at=None, created_at=utcnow(),
+        expires_at_ms=now_ms + window if window is not None else None,
+    )  # fmt: skip
+
+
 async def prepare_resume(
-    tx: StoreTx, run_id: str, call_ids: list[str], lease: tr.Lease
+    tx: StoreTx, run_id: str, call_ids: list[str], lease: tr.Lease, now_ms: int
 ) -> list[Answer] | None:
-    """Answers to resume an owned run from its checkpoint, or ``None`` when a tool that
-    started never finished: then the run waits for a person to say whether to re-run it."""
+    """Answers to resume an owned run from its checkpoint, or ``None`` when it must wait
+    for a person first: a tool that started never finished (re-run it?), or a question or
+    approval whose interrupt was cancelled or expired (a retried run asks again)."""
     run = await tr.owned(tx, run_id, lease.owner)
     events = await tx.run_events(run.session_id, run_id, TOOL_AND_INTERRUPT_EVENTS)
     calls = fold_calls(events, await tx.run_interrupts(run_id), call_ids)
-    crashed = [(cid, c) for cid, c in calls.items() if c.state == "started" and c.started]
-    if not crashed:
-        return [a for cid, c in calls.items() if (a := answer_for(cid, c)) is not None]
+    answers: list[Answer] = []
+    asks: list[InterruptRecord] = []
+    for call_id, call in calls.items():
+        answer = answer_for(call_id, call)
+        if call.state == "started" and call.started is not None:
+            asks.append(_rerun(run, call_id, call.started))
+        elif answer is not None:
+            answers.append(answer)
+        elif call.interrupt is not None:
+            asks.append(_ask_again(call.interrupt, now_ms))
+        else:
+            answers.append(Answer(call_id, approved=True))
+    if not asks:
+        return answers
     await tx.update_run(
         run_id, tr.RUNNING, status="waiting", lease_owner=None, lease_expires_ms=None
     )
-    await _wait_on(tx, run, [_rerun(run, cid, c.started or {}) for cid, c in crashed])
+    await _wait_on(tx, run, asks)
     return None
 
 

@@ -239,8 +239,10 @@ class RunManager:
             history = await self._store.latest_checkpoint(run.session_id)
             return runner.start(_with(base, history=history))
         calls = runner.pending_calls(run.checkpoint)
-        lease = self.lease()
-        answers = await self._store.write(lambda tx: hitl.prepare_resume(tx, run.id, calls, lease))
+        lease, now = self.lease(), now_ms()
+        answers = await self._store.write(
+            lambda tx: hitl.prepare_resume(tx, run.id, calls, lease, now)
+        )
         if answers is None:
             return None
         return runner.resume(_with(base, checkpoint=run.checkpoint, answers=answers))

@@ -1,7 +1,8 @@
 // The minimal tether page: one WebSocket (Connection), the DOM (View), and the wiring.
 // Protocol state lives in state.js, which knows nothing of sockets or the DOM.
 import {
-  Outbox, SessionState, backoffDelayMs, isTerminalClose, newCommandId,
+  Outbox, SessionState, backoffDelayMs, formatRemaining, isAnswering, isTerminalClose,
+  newCommandId, outcomeText, respondFrame,
 } from "./state.js";
 
 const TOKEN_KEY = "tether.token";
@@ -20,6 +21,10 @@ const RUN_TEXT = {
   completed: "Run completed",
   cancelled: "Run cancelled",
   interrupted: "Run interrupted",
+};
+const ON_TIMEOUT_TEXT = {
+  deny: "then it is denied",
+  fail: "then the run fails",
 };
 
 /**
@@ -126,14 +131,19 @@ class Connection {
 /** The DOM. Model text only ever goes through textContent; redraws at most once a frame. */
 class View {
   #messageEls = new Map();
+  #interruptEls = new Map(); // interrupt_id -> card element
   #dirty = new Set();
+  #dirtyInterrupts = new Set();
   #full = true;
   #frame = 0;
+  #ticker = 0;
+  #cardCount = 0;
 
-  constructor(doc, getState, getPending) {
+  constructor(doc, getState, getPending, isAnswering) {
     const $ = (id) => doc.getElementById(id);
     this.getState = getState;
     this.getPending = getPending; // () => message frames not yet echoed by the server
+    this.isAnswering = isAnswering; // (interruptId) => a respond for it awaits its ack
     this.status = $("status");
     this.sessionTitle = $("session-title");
     this.log = $("log"); // the scrolling region
@@ -153,7 +163,8 @@ class View {
   /** Queue a redraw of what `change` touched (or of everything). */
   queue(change = { reset: true, messages: [] }) {
     if (change.reset) this.#full = true;
-    for (const id of change.messages) this.#dirty.add(id);
+    for (const id of change.messages ?? []) this.#dirty.add(id);
+    for (const id of change.interrupts ?? []) this.#dirtyInterrupts.add(id);
     if (!this.#frame) this.#frame = requestAnimationFrame(() => this.#flush());
   }
 
@@ -162,9 +173,15 @@ class View {
     const state = this.getState();
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 48;
     if (this.#full) this.#rebuild(state);
-    else for (const id of this.#dirty) this.#drawMessage(state, state.messages.get(id));
+    else {
+      for (const id of this.#dirty) this.#drawMessage(state, state.messages.get(id));
+      for (const id of this.#dirtyInterrupts) this.#drawInterrupt(state.interrupts.get(id));
+    }
     this.#full = false;
     this.#dirty.clear();
+    this.#dirtyInterrupts.clear();
+    this.#drawBusy(state);
+    this.#tick();
     this.#drawPending(state);
     this.#drawRun(state);
     this.sessionTitle.textContent = state.session?.title || "";
@@ -175,6 +192,131 @@ class View {
     this.messages.replaceChildren();
     this.#messageEls.clear();
     for (const m of state.messages.values()) this.#drawMessage(state, m);
+    // Cards still known are reused (a half-typed answer survives a resync), then re-placed.
+    for (const id of this.#interruptEls.keys()) {
+      if (!state.interrupts.has(id)) this.#interruptEls.delete(id);
+    }
+    for (const i of state.interrupts.values()) this.#drawInterrupt(i, true);
+  }
+
+  /** Create, place (`place`: again) and update the card of one interrupt. */
+  #drawInterrupt(i, place = false) {
+    if (!i) return;
+    let el = this.#interruptEls.get(i.id);
+    if (!el) {
+      el = this.#interruptCard(i);
+      this.#interruptEls.set(i.id, el);
+      place = true;
+    }
+    if (place) this.#placeCard(el, i.after);
+    if (i.status !== "pending" && el.dataset.status !== i.status) this.#resolveCard(el, i);
+  }
+
+  /** A card goes right after its anchor message and the cards already following it. */
+  #placeCard(el, afterId) {
+    const anchor = afterId ? this.#messageEls.get(afterId) : null;
+    if (afterId && !anchor) return this.messages.append(el);
+    let ref = anchor ? anchor.nextElementSibling : this.messages.firstElementChild;
+    while (ref && ref !== el && ref.dataset.interruptId) ref = ref.nextElementSibling;
+    if (ref !== el) this.messages.insertBefore(el, ref);
+  }
+
+  #interruptCard(i) {
+    const n = ++this.#cardCount;
+    const el = document.createElement("section");
+    el.className = "interrupt";
+    el.dataset.interruptId = i.id;
+    el.dataset.kind = i.kind;
+    el.dataset.status = "pending";
+    el.tabIndex = -1; // focus lands here when its controls go away under the keyboard
+    el.setAttribute("aria-labelledby", `interrupt-${n}-prompt`);
+    const who = textEl("p", "who", i.kind === "approval" ? "Approval needed" : "Question");
+    const prompt = textEl("p", "prompt", i.prompt);
+    prompt.id = `interrupt-${n}-prompt`;
+    el.append(who, prompt);
+    if (i.kind === "approval") {
+      const tool = textEl("p", "tool", "Tool: ");
+      tool.append(textEl("code", "", i.tool ?? "(unknown)"));
+      el.append(tool);
+      if (i.args !== null && i.args !== undefined) {
+        const args = textEl("pre", "args", JSON.stringify(i.args, null, 2));
+        args.setAttribute("aria-label", "Arguments");
+        args.tabIndex = 0; // scrollable by keyboard when long
+        el.append(args);
+      }
+    }
+    if (i.expiresAt !== null) {
+      const deadline = textEl("p", "deadline", "");
+      deadline.dataset.expiresAt = String(i.expiresAt);
+      const time = document.createElement("time");
+      time.dateTime = new Date(i.expiresAt).toISOString();
+      time.title = new Date(i.expiresAt).toLocaleString();
+      deadline.append("Answer within ", time);
+      const after = ON_TIMEOUT_TEXT[i.onTimeout];
+      if (after) deadline.append(`, ${after}`);
+      deadline.append(".");
+      el.append(deadline);
+    }
+    el.append(i.kind === "approval" ? approvalControls(n) : questionControls(i, n));
+    const outcome = textEl("p", "outcome", "");
+    outcome.setAttribute("aria-live", "polite");
+    outcome.hidden = true;
+    el.append(outcome);
+    return el;
+  }
+
+  #resolveCard(el, i) {
+    const hadFocus = el.contains(document.activeElement) && document.activeElement !== el;
+    el.dataset.status = i.status;
+    el.removeAttribute("aria-busy");
+    el.querySelector(".controls")?.remove();
+    el.querySelector(".deadline")?.remove();
+    const outcome = el.querySelector(".outcome");
+    outcome.textContent = outcomeText(i);
+    const details = [];
+    if (i.note) details.push(`Note: ${i.note}`);
+    if (i.by) details.push(`by ${i.by}`);
+    if (details.length) outcome.append(textEl("span", "detail", details.join(" · ")));
+    outcome.hidden = false;
+    if (hadFocus) el.focus();
+  }
+
+  /** Controls are disabled while our answer is in flight, or lost to someone else's. */
+  #drawBusy(state) {
+    for (const [id, el] of this.#interruptEls) {
+      const i = state.interrupts.get(id);
+      const controls = el.querySelector(".controls");
+      if (!i || !controls) continue;
+      const sending = this.isAnswering(id);
+      const busy = sending || i.settling;
+      if (controls.dataset.busy === String(busy) && !busy) continue;
+      controls.dataset.busy = String(busy);
+      // A disabled control drops focus to <body>: keep it on the card instead.
+      if (busy && controls.contains(document.activeElement)) el.focus();
+      for (const c of controls.querySelectorAll("button, input")) c.disabled = busy;
+      el.setAttribute("aria-busy", String(busy));
+      controls.querySelector(".busy").textContent = !busy ? ""
+        : sending ? "Sending your answer…" : "Someone else answered first; updating…";
+    }
+  }
+
+  /** Redraw the countdowns now, and every second while any is shown. */
+  #tick() {
+    const deadlines = this.messages.querySelectorAll(".interrupt .deadline");
+    const now = Date.now();
+    for (const d of deadlines) {
+      const left = Number(d.dataset.expiresAt) - now;
+      const time = d.querySelector("time");
+      const text = left > 0 ? formatRemaining(left) : "0:00 (time is up)";
+      if (time.textContent !== text) time.textContent = text;
+      d.dataset.late = String(left <= 0);
+    }
+    if (deadlines.length && !this.#ticker) {
+      this.#ticker = setInterval(() => this.#tick(), 1000);
+    } else if (!deadlines.length && this.#ticker) {
+      clearInterval(this.#ticker);
+      this.#ticker = 0;
+    }
   }
 
   #drawMessage(state, m) {
@@ -242,6 +384,86 @@ class View {
   }
 }
 
+function textEl(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+function controlsBox() {
+  const box = document.createElement("div");
+  box.className = "controls";
+  return box;
+}
+
+function busyLine() {
+  const busy = textEl("p", "busy", "");
+  busy.setAttribute("role", "status");
+  return busy;
+}
+
+function approvalControls(n) {
+  const box = controlsBox();
+  const field = document.createElement("div");
+  field.className = "field";
+  const label = textEl("label", "", "Note (optional)");
+  label.htmlFor = `interrupt-${n}-note`;
+  const note = document.createElement("input");
+  note.id = label.htmlFor;
+  note.type = "text";
+  note.maxLength = 10_000;
+  note.autocomplete = "off";
+  note.dataset.field = "note";
+  field.append(label, note);
+  const buttons = document.createElement("div");
+  buttons.className = "buttons";
+  const approve = textEl("button", "approve", "Approve");
+  approve.type = "button";
+  approve.dataset.action = "approve";
+  const deny = textEl("button", "deny", "Deny");
+  deny.type = "button";
+  deny.dataset.action = "deny";
+  buttons.append(approve, deny);
+  box.append(field, buttons, busyLine());
+  return box;
+}
+
+function questionControls(i, n) {
+  const box = controlsBox();
+  if (i.choices) {
+    const buttons = document.createElement("div");
+    buttons.className = "buttons";
+    buttons.setAttribute("role", "group");
+    buttons.setAttribute("aria-labelledby", `interrupt-${n}-prompt`);
+    for (const choice of i.choices) {
+      const b = textEl("button", "choice", choice);
+      b.type = "button";
+      b.dataset.choice = choice;
+      buttons.append(b);
+    }
+    box.append(buttons);
+  } else {
+    const form = document.createElement("form");
+    form.className = "answer-form field";
+    const label = textEl("label", "", "Your answer");
+    label.htmlFor = `interrupt-${n}-answer`;
+    const input = document.createElement("input");
+    input.id = label.htmlFor;
+    input.type = "text";
+    input.required = true;
+    input.autocomplete = "off";
+    input.dataset.field = "answer";
+    const submit = textEl("button", "", "Submit");
+    submit.type = "submit";
+    submit.dataset.action = "answer";
+    form.append(label, input, submit);
+    box.append(form);
+  }
+  box.append(busyLine());
+  return box;
+}
+
 function messageElement(role, tag = "article") {
   const el = document.createElement(tag);
   el.className = `message ${role}`;
@@ -285,7 +507,8 @@ class Page {
     this.state = new SessionState(sessionFromUrl());
     this.outbox = new Outbox();
     this.token = storedToken();
-    this.view = new View(doc, () => this.state, () => this.#pendingMessages());
+    this.view = new View(doc, () => this.state, () => this.#pendingMessages(),
+      (id) => isAnswering(this.outbox, id));
     this.conn = new Connection(socketUrl(), {
       hello: () => this.state.hello(this.token),
       onFrame: (frame) => this.#onFrame(frame),
@@ -322,7 +545,7 @@ class Page {
   }
 
   #onFrame(frame) {
-    if (frame.type === "ack") return this.#settled(frame.id);
+    if (frame.type === "ack") return this.#acked(frame);
     if (frame.type === "error") return this.#onError(frame);
     const change = this.state.apply(frame);
     this.view.queue(change);
@@ -339,6 +562,11 @@ class Page {
     for (const frame of this.outbox.pending()) this.conn.send(frame);
   }
 
+  #acked(frame) {
+    const sent = this.#settled(frame.id);
+    if (sent?.type === "respond") this.view.queue(this.state.acknowledge(sent, frame.result));
+  }
+
   #settled(id) {
     const frame = this.outbox.settle(id);
     if (frame) this.view.queue({ reset: false, messages: [] });
@@ -347,6 +575,11 @@ class Page {
 
   #onError(frame) {
     const sent = frame.id ? this.#settled(frame.id) : undefined;
+    if (sent?.type === "respond") {
+      // Lost the race: interrupt.resolved (here or on its way) says how it ended.
+      if (frame.code === "conflict") return this.view.queue(this.state.conflicted(sent.interrupt_id));
+      return this.view.notify(`Your answer was not accepted: ${frame.message} (${frame.code})`);
+    }
     this.view.notify(`${frame.message} (${frame.code})`);
     if (sent?.type === "message") this.view.restoreDraft(sent.content);
   }
@@ -375,6 +608,34 @@ class Page {
     }
   }
 
+  /** Answer an interrupt: reply is {approved, note} or {answer}. */
+  respond(interruptId, reply) {
+    if (isAnswering(this.outbox, interruptId)) return;
+    const { frame, error } = respondFrame(this.state.interrupts.get(interruptId), reply);
+    if (error) return this.view.notify(error);
+    this.view.notify("");
+    this.#command(frame);
+  }
+
+  #onCardClick(e) {
+    const button = e.target.closest("button");
+    const card = button?.closest("[data-interrupt-id]");
+    if (!card || button.disabled) return;
+    const id = card.dataset.interruptId;
+    const note = () => card.querySelector('[data-field="note"]')?.value ?? "";
+    if (button.dataset.action === "approve") this.respond(id, { approved: true, note: note() });
+    else if (button.dataset.action === "deny") this.respond(id, { approved: false, note: note() });
+    else if (button.dataset.choice !== undefined) this.respond(id, { answer: button.dataset.choice });
+  }
+
+  #onCardSubmit(e) {
+    const card = e.target.closest("[data-interrupt-id]");
+    if (!card) return;
+    e.preventDefault();
+    const input = card.querySelector('[data-field="answer"]');
+    if (input && !input.disabled) this.respond(card.dataset.interruptId, { answer: input.value });
+  }
+
   cancelRun() {
     const runId = this.state.activeRunId();
     if (runId) this.#command({ type: "cancel", id: newCommandId(), run_id: runId });
@@ -393,6 +654,8 @@ class Page {
       }
     });
     v.cancel.addEventListener("click", () => this.cancelRun());
+    v.messages.addEventListener("click", (e) => this.#onCardClick(e));
+    v.messages.addEventListener("submit", (e) => this.#onCardSubmit(e));
     v.newSession.addEventListener("click", () => {
       history.pushState(null, "", location.pathname + location.search);
       this.open(null);

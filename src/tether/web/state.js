@@ -6,6 +6,7 @@ export const TERMINAL_CLOSE_CODES = new Set([1008, 1009, 4400, 4401, 4403, 4404]
 
 export const BACKOFF_BASE_MS = 250;
 export const BACKOFF_CAP_MS = 10_000;
+export const MAX_NOTE_CHARS = 10_000;
 
 const ACTIVE_RUN_STATUSES = new Set(["queued", "running", "waiting"]);
 const RUN_EVENT_STATUS = {
@@ -43,6 +44,7 @@ export function emptyChange() {
     gap: false,            // events are missing: close and reconnect with the cursor
     messages: new Set(),   // ids of messages whose element must be (re)drawn
     runs: false,           // run status changed
+    interrupts: new Set(), // ids of interrupts whose card must be (re)drawn
     session: false,        // session title/agent changed
     failures: [],          // runs that failed in this call: {runId, message, retryable}
     applied: 0,
@@ -71,7 +73,7 @@ export class SessionState {
     this.session = null;
     this.messages = new Map(); // message_id -> {id, role, content, partial, runId, commandId}
     this.runs = new Map();     // run_id -> {id, status, messageId, position, error, retryable}
-    this.interrupts = new Map(); // interrupt_id -> data of interrupt.requested
+    this.interrupts = new Map(); // interrupt_id -> see `interruptFrom`; pending and resolved
     this.commandIds = new Set(); // command ids echoed by message.user
   }
 
@@ -127,6 +129,7 @@ export class SessionState {
   }
 
   #snapshot(frame, change) {
+    const previous = this.interrupts;
     this.#clearView();
     this.session = frame.session ?? null;
     for (const m of frame.messages ?? []) {
@@ -137,7 +140,18 @@ export class SessionState {
       if (m.command_id) this.commandIds.add(m.command_id);
     }
     for (const r of frame.runs ?? []) this.runs.set(r.run_id, runFromSnapshot(r));
-    for (const i of frame.interrupts ?? []) this.interrupts.set(i.interrupt_id, i);
+    // The snapshot's pending list replaces ours. Resolved ones we saw are history that
+    // cannot change, so they stay (same session only; a pending one the snapshot lacks was
+    // resolved while we were away, with an outcome we do not know: it goes).
+    const resolved = [...previous.values()].filter((i) => i.status !== "pending");
+    for (const i of resolved) if (this.messages.has(i.after) || i.after === null) {
+      this.interrupts.set(i.id, i);
+    }
+    for (const data of frame.interrupts ?? []) {
+      if (data?.interrupt_id && (data.status ?? "pending") === "pending") {
+        this.interrupts.set(data.interrupt_id, this.#interruptFrom(data, data.run_id));
+      }
+    }
     this.lastSeq = frame.as_of_seq;
     change.reset = true;
   }
@@ -231,15 +245,90 @@ export class SessionState {
 
   #interruptEvent(ev, change) {
     const data = ev.data ?? {};
-    const run = this.runs.get(ev.run_id ?? "");
+    const id = data.interrupt_id;
+    if (!id) return;
     if (ev.event === "interrupt.requested") {
-      this.interrupts.set(data.interrupt_id, { ...data, run_id: ev.run_id ?? null });
+      const runId = ev.run_id ?? data.run_id ?? null;
+      this.interrupts.set(id, this.#interruptFrom(data, runId));
+      const run = this.runs.get(runId ?? "");
       if (run && ACTIVE_RUN_STATUSES.has(run.status)) run.status = "waiting";
+      change.runs = true;
     } else {
-      this.interrupts.delete(data.interrupt_id);
-      if (run?.status === "waiting") run.status = "running";
+      // The run stays "waiting" until `run.started` (resumed) or its end says otherwise.
+      const i = this.interrupts.get(id);
+      if (!i) return; // requested before our snapshot and resolved since: nothing to show
+      i.status = data.outcome ?? "resolved";
+      i.answer = data.answer ?? i.answer ?? null;
+      i.note = data.note ?? null;
+      i.by = data.by ?? null;
+      i.settling = false;
+      change.runs = true;
     }
-    change.runs = true;
+    change.interrupts.add(id);
+  }
+
+  /** An interrupt as the page keeps it, from `interrupt.requested` data or a snapshot row. */
+  #interruptFrom(data, runId) {
+    return {
+      id: data.interrupt_id,
+      runId: runId ?? null,
+      kind: data.kind === "approval" ? "approval" : "question",
+      callId: data.call_id ?? null,
+      tool: data.tool ?? null,
+      args: data.args ?? null,
+      prompt: data.prompt ?? "",
+      choices: Array.isArray(data.choices) && data.choices.length ? data.choices.map(String) : null,
+      expiresAt: parseTime(data.expires_at),
+      onTimeout: data.on_timeout ?? null,
+      status: "pending",
+      answer: null,
+      note: null,
+      by: null,
+      settling: false, // someone else answered first: the resolved event is on its way
+      after: this.#anchorFor(runId),
+    };
+  }
+
+  /** The message a run's interrupt card follows: the run's latest message, else the one
+   * that started it, else the latest of all (null: before every message). */
+  #anchorFor(runId) {
+    const all = [...this.messages.values()];
+    const ofRun = runId ? all.findLast((m) => m.runId === runId) : undefined;
+    if (ofRun) return ofRun.id;
+    const started = this.runs.get(runId ?? "")?.messageId;
+    if (started && this.messages.has(started)) return started;
+    return all.at(-1)?.id ?? null;
+  }
+
+  /**
+   * Our own answer was acked (`result` of the ack; `sent` the respond frame): show the
+   * outcome now instead of waiting for `interrupt.resolved`, which says the same.
+   */
+  acknowledge(sent, result) {
+    const change = emptyChange();
+    const i = this.interrupts.get(sent?.interrupt_id);
+    if (!i || i.status !== "pending" || !result?.outcome) return change;
+    i.status = result.outcome;
+    if (typeof sent.answer === "string") i.answer = sent.answer;
+    if (typeof sent.note === "string") i.note = sent.note;
+    change.interrupts.add(i.id);
+    return change;
+  }
+
+  /** Our answer lost (`conflict`): keep the card closed until `interrupt.resolved` says how. */
+  conflicted(interruptId) {
+    const change = emptyChange();
+    const i = this.interrupts.get(interruptId);
+    if (i?.status === "pending") {
+      i.settling = true;
+      change.interrupts.add(i.id);
+    }
+    return change;
+  }
+
+  /** Pending interrupts, oldest first. */
+  pendingInterrupts() {
+    return [...this.interrupts.values()].filter((i) => i.status === "pending");
   }
 
   /** True while an assistant message is still being streamed by an active run. */
@@ -261,7 +350,7 @@ export class SessionState {
       ?? null;
     const queued = runs.filter((r) => r.status === "queued" && r !== current).length;
     const waitingFor = current?.status === "waiting"
-      ? [...this.interrupts.values()].find((i) => i.run_id === current.id) ?? null
+      ? this.pendingInterrupts().find((i) => i.runId === current.id) ?? null
       : null;
     return { run: current, queued, interrupt: waitingFor };
   }
@@ -271,6 +360,64 @@ export class SessionState {
     const { run } = this.runSummary();
     return run && ACTIVE_RUN_STATUSES.has(run.status) ? run.id : null;
   }
+}
+
+function parseTime(iso) {
+  if (typeof iso !== "string" || !iso) return null;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** What an interrupt card says once it is resolved. */
+export function outcomeText(interrupt) {
+  switch (interrupt.status) {
+    case "approved": return "Approved";
+    case "denied": return "Denied";
+    case "answered": return interrupt.answer == null ? "Answered" : `Answered: ${interrupt.answer}`;
+    case "expired": return "Expired";
+    case "cancelled": return "Cancelled";
+    case "pending": return "Waiting for an answer";
+    default: return `Resolved (${interrupt.status})`;
+  }
+}
+
+/** A countdown: "4:05" under an hour, "1:02:03" above; "0:00" once past. */
+export function formatRemaining(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const s = total % 60;
+  const m = Math.floor(total / 60) % 60;
+  const h = Math.floor(total / 3600);
+  const ss = String(s).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/**
+ * The `respond` frame that answers `interrupt` with `reply` ({approved, note} for an
+ * approval, {answer} for a question), or {error} when the reply cannot be right.
+ */
+export function respondFrame(interrupt, reply, id = newCommandId()) {
+  if (!interrupt || interrupt.status !== "pending") return { error: "This request is already resolved." };
+  const frame = { type: "respond", id, interrupt_id: interrupt.id };
+  if (interrupt.kind === "approval") {
+    if (typeof reply?.approved !== "boolean") return { error: "Choose Approve or Deny." };
+    frame.approved = reply.approved;
+    const note = typeof reply.note === "string" ? reply.note.trim() : "";
+    if (note.length > MAX_NOTE_CHARS) return { error: `The note is too long (at most ${MAX_NOTE_CHARS} characters).` };
+    if (note) frame.note = note;
+    return { frame };
+  }
+  const answer = typeof reply?.answer === "string" ? reply.answer : "";
+  if (!answer.trim()) return { error: "Type an answer first." };
+  if (interrupt.choices && !interrupt.choices.includes(answer)) {
+    return { error: `Answer with one of: ${interrupt.choices.join(", ")}.` };
+  }
+  frame.answer = interrupt.choices ? answer : answer.trim();
+  return { frame };
+}
+
+/** True while a respond for this interrupt waits in `outbox` for its ack. */
+export function isAnswering(outbox, interruptId) {
+  return outbox.pending().some((f) => f.type === "respond" && f.interrupt_id === interruptId);
 }
 
 function runFromSnapshot(r) {
