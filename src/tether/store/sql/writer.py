@@ -33,6 +33,11 @@ class _Unit:
     events: list[EventRecord] = field(default_factory=list)
 
 
+def _observed(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class GroupWriter:
     def __init__(
         self,
@@ -77,6 +82,8 @@ class GroupWriter:
         if self._task is None:
             raise StoreUnavailable("store is not started")
         unit = _Unit(fn, asyncio.get_running_loop().create_future())
+        # A caller cancelled while waiting leaves the outcome unread; mark it observed.
+        unit.future.add_done_callback(_observed)
         try:
             async with asyncio.timeout(self._timeout_s):
                 await self._queue.put(unit)
