@@ -24,7 +24,7 @@ from tether.core.hub import Outbox, TooManyConnections
 from tether.core.sessions import Forbidden
 from tether.core.stream import Closing, EventStream, can_resume
 from tether.limits.bucket import TokenBucket
-from tether.protocol.codec import DecodeLimits, decode, encode
+from tether.protocol.codec import DecodeLimits, decode
 from tether.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from tether.protocol.frames import (
     AckFrame,
@@ -330,6 +330,3 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await connection.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         engine.metrics.connections.dec()
-
-
-__all__ = ["encode", "router"]

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from tether.agents.registry import AgentRegistry, UnknownAgent
-from tether.agents.runner import AgentEvent, AgentFailed, Finished, Paused, RunInput, ToolStarted
+from tether.agents.runner import AgentEvent, AgentFailed, Finished, Paused, RunInput
 from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.output import End, barriers, coalesce, produce, release, to_new_event
@@ -338,6 +338,3 @@ def _update_metadata(
         await tx.append(run.session_id, [NewEvent(EventKind.SESSION_UPDATED, data, run_id)])
 
     return op
-
-
-__all__ = ["RunConfig", "RunManager", "ToolStarted"]

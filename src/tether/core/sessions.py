@@ -27,7 +27,6 @@ from tether.store.contract import (
     SnapshotData,
     Store,
     StoreTx,
-    VersionConflict,
     new_id,
     utcnow,
 )
@@ -270,6 +269,3 @@ class Sessions:
             return
         await self._runs.stop_local(result.stop)
         self._runs.launch(result.start)
-
-
-__all__ = ["Forbidden", "NotFound", "SessionLimits", "Sessions", "VersionConflict", "fold_snapshot"]
