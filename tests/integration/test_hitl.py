@@ -327,3 +327,41 @@ async def test_retry_of_a_cancelled_waiting_run_asks_again(
     assert await notes(http, session_id) == ["second chance"]
     runs = (await http.get(f"/v1/sessions/{session_id}/runs")).json()
     assert [(r["status"], r["attempt"]) for r in runs] == [("completed", 2)]
+
+
+async def test_another_users_interrupts_and_runs_are_out_of_reach(url: str) -> None:
+    """Guarantee 7: ids from someone else's session are answered ``not_found``, never acted on."""
+    tokens = "tok-alice-123=alice,tok-bob-4567=bob"
+    settings = make_settings(url, auth="token", api_tokens=tokens)
+    async with (
+        serve(settings) as server,
+        TetherClient(server.ws, token="tok-alice-123") as alice,
+        TetherClient(server.ws, token="tok-bob-4567") as bob,
+    ):
+        run_id, requested = await ask_for(alice, "/approve alice only")
+        iid = requested.data["interrupt_id"]
+        attempts = [
+            bob.respond(iid, approved=True),
+            bob.cancel(run_id),
+            bob.retry(run_id),
+        ]
+        for attempt in attempts:
+            with pytest.raises(CommandError) as caught:
+                await attempt
+            assert caught.value.code == "not_found"
+        bob_headers = {"Authorization": "Bearer tok-bob-4567"}
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+            own = f"/v1/sessions/{bob.session_id}"
+            answer = await http.post(
+                f"{own}/interrupts/{iid}",
+                json={"id": "x", "approved": True},
+                headers=bob_headers,
+            )
+            cancel = await http.post(
+                f"{own}/runs/{run_id}/cancel", json={"id": "y"}, headers=bob_headers
+            )
+            assert (answer.status_code, cancel.status_code) == (404, 404)
+        pending = await server.engine.store.list_interrupts(alice.session_id or "", "pending", 10)
+        assert [p.id for p in pending] == [iid]
+        await alice.respond(iid, approved=True)
+        await alice.wait_for_event("run.completed", run_id=run_id, timeout_s=15)
