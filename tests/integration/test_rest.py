@@ -98,7 +98,9 @@ async def test_another_user_is_refused_everywhere(server: Running, http: httpx.A
         ), "the same answer whether or not the session exists"
         nobody = await http.request(method, path, json=body)
         assert nobody.status_code == 401
-    assert (await http.get("/v1/sessions", headers=BOB)).json()["items"] == []
+    bobs = (await http.get("/v1/sessions", params={"limit": 200}, headers=BOB)).json()["items"]
+    assert sid not in {item["id"] for item in bobs}
+    assert all(item["owner"] == "bob" for item in bobs)
     ws, _ = await raw_connect(server, {"type": "hello", "token": "tok-bob-4567", "session_id": sid})
     assert ws.close_code is None or ws.close_code == 4403
     still = await http.get(f"/v1/sessions/{sid}", headers=ALICE)
