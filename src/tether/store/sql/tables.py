@@ -53,6 +53,7 @@ sessions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index(None, "owner", "id"),
+    sa.Index(None, "updated_at"),
 )
 
 events = sa.Table(
@@ -144,4 +145,33 @@ interrupts = sa.Table(
     sa.Index(None, "session_id", "status"),
     sa.Index(None, "run_id", "status"),
     sa.Index(None, "status", "expires_at_ms"),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("owner", sa.String(256), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+search_context = sa.Table(
+    "search_context",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(64),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("query_key", sa.String(64), primary_key=True),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("paths", Json, nullable=False),
+    sa.Column("results", Json, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Index(None, "session_id", "created_ms"),
 )
