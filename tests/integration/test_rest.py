@@ -199,3 +199,37 @@ async def test_ops_endpoints(server: Running, http: httpx.AsyncClient) -> None:
     assert page.status_code == 200
     assert "/static/app.js" in page.text
     assert (await http.get("/static/app.js")).status_code == 200
+
+
+async def test_sessions_carry_their_pending_interrupt_count(
+    server: Running, http: httpx.AsyncClient
+) -> None:
+    """The page's badge: `pending_interrupts` counts only this session's unanswered ones."""
+    busy = (await http.post("/v1/sessions", json={"title": "busy"}, headers=ALICE)).json()
+    calm = (await http.post("/v1/sessions", json={"title": "calm"}, headers=ALICE)).json()
+    assert (busy["pending_interrupts"], calm["pending_interrupts"]) == (0, 0)
+    ws, _ = await raw_connect(
+        server, {"type": "hello", "token": "tok-alice-123", "session_id": busy["id"]}
+    )
+    await http.post(
+        f"/v1/sessions/{busy['id']}/messages",
+        json={"id": "m1", "content": "/approve a note"},
+        headers=ALICE,
+    )
+    requested = await recv_until(ws, is_event("interrupt.requested"))
+    listed = (await http.get("/v1/sessions", headers=ALICE)).json()["items"]
+    counts = {s["title"]: s["pending_interrupts"] for s in listed}
+    assert counts == {"busy": 1, "calm": 0}
+    one = (await http.get(f"/v1/sessions/{busy['id']}", headers=ALICE)).json()
+    assert one["pending_interrupts"] == 1
+    iid = requested[-1]["data"]["interrupt_id"]
+    answered = await http.post(
+        f"/v1/sessions/{busy['id']}/interrupts/{iid}",
+        json={"id": "r1", "approved": False},
+        headers=ALICE,
+    )
+    assert answered.status_code == 200
+    await recv_until(ws, is_event("interrupt.resolved"))
+    one = (await http.get(f"/v1/sessions/{busy['id']}", headers=ALICE)).json()
+    assert one["pending_interrupts"] == 0
+    await ws.close()

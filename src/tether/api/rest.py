@@ -75,6 +75,9 @@ class SessionOut(BaseModel):
     status: str
     created_at: str
     updated_at: str
+    pending_interrupts: int = Field(
+        0, description="interrupts waiting for an answer (the page's badge)"
+    )
 
 
 class SessionPage(BaseModel):
@@ -119,10 +122,21 @@ class RunOut(BaseModel):
     updated_at: str
 
 
-def _out(session: SessionRecord, response: Response | None = None) -> SessionOut:
+def _out(
+    session: SessionRecord, response: Response | None = None, pending_interrupts: int = 0
+) -> SessionOut:
     if response is not None:
         response.headers["ETag"] = f'"{session.version}"'
-    return SessionOut.model_validate(session.to_json())
+    return SessionOut.model_validate(
+        {**session.to_json(), "pending_interrupts": pending_interrupts}
+    )
+
+
+async def _out_counted(
+    engine: Engine, session: SessionRecord, response: Response | None = None
+) -> SessionOut:
+    counts = await engine.store.pending_interrupt_counts([session.id])
+    return _out(session, response, counts.get(session.id, 0))
 
 
 async def _owned(engine: Engine, user: str, session_id: str) -> SessionRecord:
@@ -166,8 +180,10 @@ async def list_sessions(
     rows = await engine.store.list_sessions(user, limit + 1, _uncursor(cursor))
     page = rows[:limit]
     more = len(rows) > limit
+    counts = await engine.store.pending_interrupt_counts([s.id for s in page])
     return SessionPage(
-        items=[_out(s) for s in page], next_cursor=_cursor(page[-1].id) if more else None
+        items=[_out(s, None, counts.get(s.id, 0)) for s in page],
+        next_cursor=_cursor(page[-1].id) if more else None,
     )
 
 
@@ -175,7 +191,7 @@ async def list_sessions(
 async def get_session(
     session_id: str, engine: EngineDep, user: UserDep, response: Response
 ) -> SessionOut:
-    return _out(await _owned(engine, user, session_id), response)
+    return await _out_counted(engine, await _owned(engine, user, session_id), response)
 
 
 @router.patch("/sessions/{session_id}")
@@ -192,7 +208,8 @@ async def patch_session(
     if not changes:
         raise problem(422, "nothing to change", "send title, metadata or policy")
     await _owned(engine, user, session_id)
-    return _out(await engine.sessions.update(user, session_id, expected, changes), response)
+    updated = await engine.sessions.update(user, session_id, expected, changes)
+    return await _out_counted(engine, updated, response)
 
 
 def _version(if_match: str | None) -> int | None:

@@ -1,11 +1,12 @@
 // Protocol v1 client state for the browser page (DESIGN §3). No DOM, no sockets, no timers:
 // every function takes plain values and returns decisions, so it runs and is tested in node.
+import { newCommandId } from "./net.js";
 
-/** Close codes after which the client must not reconnect on its own (DESIGN §3). */
-export const TERMINAL_CLOSE_CODES = new Set([1008, 1009, 4400, 4401, 4403, 4404]);
+export {
+  BACKOFF_BASE_MS, BACKOFF_CAP_MS, Outbox, TERMINAL_CLOSE_CODES, backoffDelayMs, isTerminalClose,
+  newCommandId,
+} from "./net.js";
 
-export const BACKOFF_BASE_MS = 250;
-export const BACKOFF_CAP_MS = 10_000;
 export const MAX_NOTE_CHARS = 10_000;
 
 const ACTIVE_RUN_STATUSES = new Set(["queued", "running", "waiting"]);
@@ -18,23 +19,33 @@ const RUN_EVENT_STATUS = {
   "run.interrupted": "interrupted",
 };
 
-/** True when a close with `code` must stop the client instead of reconnecting. */
-export function isTerminalClose(code) {
-  return TERMINAL_CLOSE_CODES.has(code);
+/**
+ * The run status machine (DESIGN §1): queued → running → (waiting ↔ running) →
+ * completed | failed | cancelled, plus interrupted (its process died). A retry takes a
+ * failed, cancelled or interrupted run back to queued or running. `null` is a run first
+ * seen mid-way (the page joined late), so any status may follow it.
+ */
+export const RUN_TRANSITIONS = {
+  queued: ["queued", "running", "waiting", "cancelled", "failed"],
+  running: ["running", "waiting", "completed", "failed", "cancelled", "interrupted"],
+  waiting: ["waiting", "running", "completed", "failed", "cancelled", "interrupted"],
+  interrupted: ["queued", "running", "waiting", "failed", "cancelled"],
+  failed: ["queued", "running"],
+  cancelled: ["queued", "running"],
+  completed: [],
+};
+
+/** The status after `next` is reported for a run in `current`; an impossible step keeps
+ * `current` (a stale or out-of-order report never moves a finished run). */
+export function nextRunStatus(current, next) {
+  if (current === null || current === undefined) return next;
+  return (RUN_TRANSITIONS[current] ?? []).includes(next) ? next : current;
 }
 
-/** Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)). */
-export function backoffDelayMs(attempt, random = Math.random,
-  baseMs = BACKOFF_BASE_MS, capMs = BACKOFF_CAP_MS) {
-  const ceilingMs = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceilingMs);
-}
-
-/** A fresh command id (1..64 chars); falls back to getRandomValues outside secure contexts. */
-export function newCommandId() {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+/** True when a run in `status` may be retried. */
+export function canRetry(run) {
+  return Boolean(run) && (run.status === "cancelled" || run.status === "interrupted"
+    || (run.status === "failed" && run.retryable));
 }
 
 /** What one `apply` call changed; the view redraws only this. */
@@ -45,6 +56,7 @@ export function emptyChange() {
     messages: new Set(),   // ids of messages whose element must be (re)drawn
     runs: false,           // run status changed
     interrupts: new Set(), // ids of interrupts whose card must be (re)drawn
+    tools: new Set(),      // call ids of tool cards that must be (re)drawn
     session: false,        // session title/agent changed
     failures: [],          // runs that failed in this call: {runId, message, retryable}
     applied: 0,
@@ -74,6 +86,7 @@ export class SessionState {
     this.messages = new Map(); // message_id -> {id, role, content, partial, runId, commandId}
     this.runs = new Map();     // run_id -> {id, status, messageId, position, error, retryable}
     this.interrupts = new Map(); // interrupt_id -> see `interruptFrom`; pending and resolved
+    this.tools = new Map();      // call_id -> {id, runId, tool, args, status, output, error, after}
     this.commandIds = new Set(); // command ids echoed by message.user
   }
 
@@ -209,7 +222,41 @@ export class SessionState {
     } else if (kind === "interrupt.requested" || kind === "interrupt.resolved") {
       this.#interruptEvent(ev, change);
     }
-    // tool.*, progress: not shown by the minimal page.
+    else if (kind === "tool.started" || kind === "tool.finished") this.#toolEvent(ev, change);
+    else if (kind === "progress") this.#progress(ev, change);
+  }
+
+  #toolEvent(ev, change) {
+    const data = ev.data ?? {};
+    const id = data.call_id;
+    if (!id) return;
+    let call = this.tools.get(id);
+    if (!call) {
+      call = {
+        id, runId: ev.run_id ?? null, tool: data.tool ?? null, args: data.args ?? null,
+        status: "running", output: null, error: null, after: this.#anchorFor(ev.run_id),
+      };
+      this.tools.set(id, call);
+    }
+    if (ev.event === "tool.finished") {
+      call.status = data.ok === false ? "error" : "ok";
+      call.output = data.output ?? null;
+      call.error = data.error ?? null;
+      if (data.tool) call.tool = data.tool;
+    }
+    change.tools.add(id);
+  }
+
+  #progress(ev, change) {
+    const run = this.runs.get(ev.run_id ?? "");
+    if (!run) return;
+    const data = ev.data ?? {};
+    run.progress = {
+      label: String(data.label ?? ""),
+      done: Number.isFinite(data.done) ? data.done : null,
+      total: Number.isFinite(data.total) ? data.total : null,
+    };
+    change.runs = true;
   }
 
   #message(id, role, runId) {
@@ -226,8 +273,12 @@ export class SessionState {
     const data = ev.data ?? {};
     const runId = ev.run_id ?? data.run_id;
     if (!runId) return;
-    const run = this.runs.get(runId) ?? { id: runId, messageId: null, position: null };
-    run.status = status;
+    const run = this.runs.get(runId) ?? { id: runId, status: null, messageId: null, position: null };
+    const previous = run.status;
+    run.status = nextRunStatus(previous, status);
+    if (run.status !== status) return; // impossible step: a stale report, ignored
+    if (!ACTIVE_RUN_STATUSES.has(status) || previous !== status) run.progress = null;
+    if (Number.isFinite(data.attempt)) run.attempt = data.attempt;
     if (data.message_id) run.messageId = data.message_id;
     run.position = data.position ?? null;
     run.error = status === "failed" ? (data.error ?? null) : null;
@@ -251,7 +302,7 @@ export class SessionState {
       const runId = ev.run_id ?? data.run_id ?? null;
       this.interrupts.set(id, this.#interruptFrom(data, runId));
       const run = this.runs.get(runId ?? "");
-      if (run && ACTIVE_RUN_STATUSES.has(run.status)) run.status = "waiting";
+      if (run) run.status = nextRunStatus(run.status, "waiting");
       change.runs = true;
     } else {
       // The run stays "waiting" until `run.started` (resumed) or its end says otherwise.
@@ -276,6 +327,7 @@ export class SessionState {
       callId: data.call_id ?? null,
       tool: data.tool ?? null,
       args: data.args ?? null,
+      details: data.details && typeof data.details === "object" ? data.details : null,
       prompt: data.prompt ?? "",
       choices: Array.isArray(data.choices) && data.choices.length ? data.choices.map(String) : null,
       expiresAt: parseTime(data.expires_at),
@@ -355,6 +407,12 @@ export class SessionState {
     return { run: current, queued, interrupt: waitingFor };
   }
 
+  /** The run a retry button should target: the latest run, when it can be retried. */
+  retryRunId() {
+    const latest = [...this.runs.values()].at(-1);
+    return canRetry(latest) && this.runSummary().run === latest ? latest.id : null;
+  }
+
   /** The run a cancel button should target, or null when nothing can be cancelled. */
   activeRunId() {
     const { run } = this.runSummary();
@@ -423,43 +481,14 @@ export function isAnswering(outbox, interruptId) {
 function runFromSnapshot(r) {
   return {
     id: r.run_id, status: r.status, messageId: r.message_id ?? null,
-    position: r.position ?? null, error: r.error ?? null, retryable: Boolean(r.retryable),
+    position: r.position ?? null, error: r.error ?? null, retryable: runRetryable(r),
+    attempt: r.attempt ?? null, progress: null,
   };
 }
 
-/**
- * Commands sent but not yet acknowledged, in send order. They are re-sent with the same id
- * after a reconnect; the server's idempotency makes the re-send harmless. Bounded.
- */
-export class Outbox {
-  constructor(maxSize = 100) {
-    this.maxSize = maxSize;
-    this.frames = new Map(); // id -> frame
-  }
-
-  get size() {
-    return this.frames.size;
-  }
-
-  /** Keep `frame` until its ack; false (and nothing kept) when the outbox is full. */
-  add(frame) {
-    if (this.frames.size >= this.maxSize) return false;
-    this.frames.set(frame.id, frame);
-    return true;
-  }
-
-  /** Forget the command with this id (acked or rejected); returns its frame, if any. */
-  settle(id) {
-    const frame = this.frames.get(id);
-    this.frames.delete(id);
-    return frame;
-  }
-
-  pending() {
-    return [...this.frames.values()];
-  }
-
-  clear() {
-    this.frames.clear();
-  }
+/** A failed run from a snapshot is retryable unless its error says otherwise. */
+function runRetryable(r) {
+  if (typeof r.retryable === "boolean") return r.retryable;
+  if (typeof r.error?.retryable === "boolean") return r.error.retryable;
+  return r.status === "failed";
 }

@@ -7,7 +7,7 @@ transaction each, so a snapshot is consistent. Every call has a deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tether.store.contract import (
+    INTERRUPT_PENDING,
     RUN_ACTIVE,
     CommandRecord,
     CommitHook,
@@ -252,6 +253,20 @@ class SqlStore:
         stmt = stmt.order_by(interrupts.c.created_at.desc()).limit(limit)
         async with self._reading() as conn:
             return [interrupt_from_row(row) for row in await conn.execute(stmt)]
+
+    async def pending_interrupt_counts(self, session_ids: Sequence[str]) -> dict[str, int]:
+        if not session_ids:
+            return {}
+        stmt = (
+            sa.select(interrupts.c.session_id, sa.func.count())
+            .where(
+                interrupts.c.session_id.in_(list(session_ids)),
+                interrupts.c.status == INTERRUPT_PENDING,
+            )
+            .group_by(interrupts.c.session_id)
+        )
+        async with self._reading() as conn:
+            return {row[0]: int(row[1]) for row in await conn.execute(stmt)}
 
     async def get_interrupt(self, interrupt_id: str) -> InterruptRecord | None:
         stmt = sa.select(interrupts).where(interrupts.c.id == interrupt_id)
