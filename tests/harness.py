@@ -45,6 +45,14 @@ class Running:
         return f"ws://127.0.0.1:{self.port}/v1/ws"
 
 
+def free_port() -> int:
+    """A port that was free a moment ago (for a server that must come back on the same one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,10 +127,10 @@ async def close_code(ws: ClientConnection, timeout_s: float = READ_TIMEOUT_S) ->
 
 
 class ServerProcess:
-    """``tether serve`` in a subprocess, on a port it picks and announces."""
+    """``tether serve`` in a subprocess, on ``port`` (0: one it picks) that it announces."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, **env, "TETHER_PORT": "0", "TETHER_LOG_FORMAT": "json"}
+    def __init__(self, env: dict[str, str], port: int = 0) -> None:
+        self.env = {**os.environ, **env, "TETHER_PORT": str(port), "TETHER_LOG_FORMAT": "json"}
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
