@@ -25,11 +25,22 @@ class PageErrors:
 
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self._accept = 0
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         page.on("dialog", self._dialog)
 
+    def accept_next_dialog(self) -> None:
+        """The next confirm() is expected (e.g. "delete?") and gets accepted."""
+        self._accept += 1
+
     async def _dialog(self, dialog: Any) -> None:
-        self.errors.append(f"dialog: {dialog.type} {dialog.message}")
+        self.dialogs.append(dialog.message)
+        if self._accept:
+            self._accept -= 1
+            await dialog.accept()
+            return
+        self.errors.append(f"unexpected dialog: {dialog.type} {dialog.message}")
         await dialog.dismiss()
 
 

@@ -90,6 +90,7 @@ class Page {
     this.view.notify("");
     this.view.queue();
     this.panel.draw();
+    this.#toggleSessions(false);
     this.conn.start();
   }
 
