@@ -45,9 +45,9 @@ class Page {
     });
     this.conn = new Connection(socketUrl(), {
       hello: () => this.state.hello(this.token),
-      onFrame: (frame) => this.#onFrame(frame),
+      onFrame: (frame, sent) => this.#onFrame(frame, sent),
       onState: (kind, detail) => this.#onState(kind, detail),
-    });
+    }, this.outbox);
     this.panel = new SessionsPanel(doc, {
       api: (path, init) => this.api(path, init),
       currentId: () => this.state.sessionId,
@@ -105,9 +105,10 @@ class Page {
     }
   }
 
-  #onFrame(frame) {
-    if (frame.type === "ack") return this.#acked(frame);
-    if (frame.type === "error") return this.#onError(frame);
+  #onFrame(frame, sent) {
+    if (sent) this.view.queue({ reset: false }); // a pending message or answer settled
+    if (frame.type === "ack") return this.#acked(frame, sent);
+    if (frame.type === "error") return this.#onError(frame, sent);
     const change = this.state.apply(frame);
     this.view.queue(change);
     for (const f of change.failures) {
@@ -122,7 +123,6 @@ class Page {
     const url = `#s=${encodeURIComponent(this.state.sessionId)}`;
     if (location.hash !== url) history.replaceState(null, "", url);
     this.view.showTokenForm(false);
-    for (const frame of this.outbox.pending()) this.conn.send(frame);
   }
 
   /** Keep the open session's list row in step with what its events say. */
@@ -138,19 +138,11 @@ class Page {
     this.panel.patch(this.state.sessionId, fields);
   }
 
-  #acked(frame) {
-    const sent = this.#settled(frame.id);
+  #acked(frame, sent) {
     if (sent?.type === "respond") this.view.queue(this.state.acknowledge(sent, frame.result));
   }
 
-  #settled(id) {
-    const frame = this.outbox.settle(id);
-    if (frame) this.view.queue({ reset: false });
-    return frame;
-  }
-
-  #onError(frame) {
-    const sent = frame.id ? this.#settled(frame.id) : undefined;
+  #onError(frame, sent) {
     if (sent?.type === "respond") {
       // Lost the race: interrupt.resolved (here or on its way) says how it ended.
       if (frame.code === "conflict") return this.view.queue(this.state.conflicted(sent.interrupt_id));
@@ -163,11 +155,10 @@ class Page {
 
   /** Queue a command until acked and send it now if attached; false when not accepted. */
   #command(frame) {
-    if (!this.outbox.add(frame)) {
+    if (!this.conn.command(frame)) {
       this.view.notify("Too many unsent commands: wait for the connection to come back.");
       return false;
     }
-    this.conn.send(frame); // else it goes out with the others once the session is attached
     this.view.queue({ reset: false });
     return true;
   }

@@ -3,9 +3,13 @@
 import { afterClose } from "./net.js";
 
 /**
- * hooks: {hello(): frame, onFrame(frame), onState(kind, detail)} where kind is
+ * hooks: {hello(): frame, onFrame(frame, sent), onState(kind, detail)} where kind is
  * "connecting" | "connected" | "reconnecting" (detail: {retryAtMs}) | "offline"
  * | "closed" (detail: {code}). Frames of a socket that was replaced or dropped are ignored.
+ *
+ * Commands go through `command()`: kept in `outbox` until the server acks them (or answers
+ * with an error naming their id; `sent` is then the command), and sent again with the same
+ * id after every reconnect, so a command typed while offline runs once, when back.
  */
 export class Connection {
   #ws = null;
@@ -14,9 +18,10 @@ export class Connection {
   #attempt = 0;
   #timer = 0;
 
-  constructor(url, hooks, env = globalThis) {
+  constructor(url, hooks, outbox, env = globalThis) {
     this.url = url;
     this.hooks = hooks;
+    this.outbox = outbox;
     this.env = env; // WebSocket, navigator, setTimeout, clearTimeout, Date
   }
 
@@ -53,10 +58,11 @@ export class Connection {
     return this.#ready;
   }
 
-  /** Send now if a session is attached; false otherwise (the caller keeps the frame). */
-  send(frame) {
-    if (!this.#ready) return false;
-    this.#ws.send(JSON.stringify(frame));
+  /** Keep `frame` until acked and send it now if attached (else on the next welcome);
+   * false when the outbox is full and the command was not taken. */
+  command(frame) {
+    if (!this.outbox.add(frame)) return false;
+    if (this.#ready) this.#ws.send(JSON.stringify(frame));
     return true;
   }
 
@@ -76,12 +82,19 @@ export class Connection {
     } catch {
       return; // not ours to fix; the log is re-read on the next gap
     }
+    let sent;
+    if (frame.type === "ack" || (frame.type === "error" && frame.id)) {
+      sent = this.outbox.settle(frame.id);
+    }
     if (frame.type === "welcome") {
       this.#ready = true;
       this.#attempt = 0;
       this.hooks.onState("connected");
     }
-    this.hooks.onFrame(frame);
+    this.hooks.onFrame(frame, sent);
+    if (frame.type === "welcome" && this.#ready) {
+      for (const f of this.outbox.pending()) this.#ws.send(JSON.stringify(f));
+    }
   }
 
   #closed(code) {
