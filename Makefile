@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck unit web-test bench clean
+.PHONY: run test install lint typecheck unit web-test e2e browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,19 @@ web-test:
 	@if command -v node >/dev/null 2>&1; then node --test tests/web/; \
 	else echo "node not found: skipping the page's state tests"; fi
 
-test: install lint typecheck web-test
+# Debian's chromium for tests/e2e (installed with apt-get when missing and root; never
+# downloaded by Playwright). Without it the browser tests skip, or fail under CI=true.
+browser:
+	@scripts/ensure-chromium
+
+e2e: install browser
+	$(BIN)/pytest tests/e2e
+
+test: install lint typecheck web-test browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build artifacts
