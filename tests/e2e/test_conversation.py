@@ -11,10 +11,10 @@ from playwright.async_api import expect
 from tests.e2e.conftest import Shots
 from tests.e2e.ui import (
     RECORD_STATES,
+    Welcomes,
     assistant_texts,
     open_page,
     proxied,
-    record_welcomes,
     run_state,
     send,
     session_id,
@@ -50,7 +50,7 @@ async def test_a_dropped_connection_resumes_without_duplicates_or_gaps(
 ) -> None:
     async with proxied(server.port) as proxy:
         page = await context.new_page()
-        welcomes = record_welcomes(page)
+        welcomes = Welcomes(page)
         page, errors = await open_page(context, f"http://127.0.0.1:{proxy.port}/", page)
         await page.evaluate(RECORD_STATES)
         await send(page, "/stream 100 50")
@@ -62,7 +62,7 @@ async def test_a_dropped_connection_resumes_without_duplicates_or_gaps(
         assert "reconnecting" in states, states
         # Back while the text was still streaming, from the page's cursor (no snapshot).
         await expect(streaming).to_have_count(1)
-        assert [w["recovered"] for w in welcomes] == [False, True]
+        assert [w["recovered"] for w in await welcomes.wait_for(2)] == [False, True]
         await run_state(page, "completed", 20_000)
         sid = session_id(page)
         assert await assistant_texts(page) == [stream_text(100)]

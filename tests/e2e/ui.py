@@ -44,16 +44,26 @@ class PageErrors:
         await dialog.dismiss()
 
 
-def record_welcomes(page: Page) -> list[dict[str, Any]]:
+class Welcomes:
     """The `welcome` frames the page receives, in order (one per connection)."""
-    welcomes: list[dict[str, Any]] = []
 
-    def on_frame(payload: str | bytes) -> None:
+    def __init__(self, page: Page) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
+
+    def _on_frame(self, payload: str | bytes) -> None:
         if isinstance(payload, str) and '"type":"welcome"' in payload.replace(" ", ""):
-            welcomes.append(json.loads(payload))
+            self.frames.append(json.loads(payload))
+            self._changed.set()
 
-    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    return welcomes
+    async def wait_for(self, count: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+        """The first `count` welcomes, once that many have arrived."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.frames) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.frames[:count]
 
 
 async def open_page(

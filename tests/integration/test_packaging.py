@@ -39,6 +39,8 @@ def test_wheel_ships_migrations_and_cli_migrates(tmp_path: Path) -> None:
     assert "tether/migrations/env.py" in names
     assert "tether/migrations/versions/0001_initial.py" in names
     assert "tether/web/index.html" in names
+    page_files = {f"tether/web/{p.name}" for p in (ROOT / "src/tether/web").iterdir()}
+    assert page_files <= set(names)  # every module the page imports ships
     target = tmp_path / "site"
     run(
         [
