@@ -3,6 +3,7 @@ click (and keyboard), and an approval that survives a server restart."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -70,14 +71,37 @@ async def test_a_question_with_choices_is_answered_by_click_and_keyboard(
     await expect(card).to_have_attribute("data-status", "answered")
     await expect(card.locator(".outcome")).to_contain_text("Answered: green")
     await run_state(page, "completed")
-    await send(page, "/ask")
+    await send(page, "/ask 600")
     second = page.locator("[data-interrupt-id][data-kind=question][data-status=pending]")
+    await expect(second.locator(".deadline time")).to_have_text(re.compile(r"^(10:00|9:[0-5]\d)$"))
+    await expect(second.locator(".deadline")).to_contain_text("then the run fails")
     await second.locator("[data-choice=blue]").focus()
     await page.keyboard.press("Enter")
     answered = page.locator("[data-interrupt-id][data-kind=question][data-status=answered]")
     await expect(answered).to_have_count(2)
     await expect(answered.last.locator(".outcome")).to_contain_text("Answered: blue")
     await run_state(page, "completed")
+    await send(page, "/ask free")
+    free = page.locator("[data-interrupt-id][data-kind=question][data-status=pending]")
+    await free.locator("[data-field=answer]").fill("  teal  ")
+    await free.locator("[data-field=answer]").press("Enter")
+    await expect(answered).to_have_count(3)
+    await expect(answered.last.locator(".outcome")).to_contain_text("Answered: teal")
+    await run_state(page, "completed")
+    assert errors.errors == []
+
+
+async def test_a_question_that_times_out_closes_its_card(
+    server: Running, context: Any, shots: Shots
+) -> None:
+    page, errors = await open_page(context, server.http + "/")
+    await send(page, "/ask 1")
+    card = page.locator("[data-interrupt-id][data-kind=question]")
+    await expect(card).to_have_attribute("data-status", "expired", timeout=15_000)
+    await expect(card.locator("[data-choice]")).to_have_count(0)
+    await run_state(page, "failed")
+    await expect(page.locator("#retry")).to_be_visible()
+    await shots.take(page, "expired")
     assert errors.errors == []
 
 
