@@ -15,7 +15,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pydantic_core
 import structlog
@@ -49,6 +49,9 @@ from tether.agents.runner import (
 )
 from tether.store.contract import new_id
 
+if TYPE_CHECKING:
+    from tether.workspace.service import WorkspaceService
+
 log = structlog.get_logger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
 COMMIT_TIMEOUT_S = 30.0
@@ -73,6 +76,20 @@ class ToolDeps:
 
     run: RunInput
     emit: Callable[[AgentEvent], Awaitable[None]]
+    workspace: WorkspaceService | None = None
+
+
+class ToolError(Exception):
+    """A tool's expected failure (``conflict``, ``invalid``, ...): logged as ``tool.finished``
+    with ``ok: false`` and handed to the model as the tool's result, so the run goes on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def result(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
 
 
 def tether_tool(
@@ -93,6 +110,9 @@ def tether_tool(
             await committed
         try:
             result = await fn(ctx, *args, **kwargs)
+        except ToolError as exc:
+            await ctx.deps.emit(ToolFinished(call_id, name, False, error=str(exc)))
+            return cast(R, exc.result())
         except Exception as exc:
             await ctx.deps.emit(ToolFinished(call_id, name, False, error=str(exc)))
             raise
@@ -133,16 +153,20 @@ def _map(event: object, parts: _TextParts) -> list[AgentEvent]:
 
 
 def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
-    requests = [
-        HumanRequest(
-            call.tool_call_id,
-            "approval",
-            call.tool_name,
-            call.args_as_dict(),
-            f"Allow {call.tool_name} to run with these arguments?",
+    requests = []
+    for call in deferred.approvals:
+        meta = deferred.metadata.get(call.tool_call_id) or {}
+        details = meta.get("details")
+        requests.append(
+            HumanRequest(
+                call.tool_call_id,
+                "approval",
+                call.tool_name,
+                call.args_as_dict(),
+                str(meta.get("prompt") or f"Allow {call.tool_name} to run with these arguments?"),
+                details=details if isinstance(details, dict) else None,
+            )
         )
-        for call in deferred.approvals
-    ]
     for call in deferred.calls:
         meta = deferred.metadata.get(call.tool_call_id, {})
         choices = meta.get("choices")
@@ -209,8 +233,13 @@ def _failure(exc: BaseException) -> AgentFailed:
 class PydanticAIRunner:
     """Runs a pydantic-ai agent whose output may be ``DeferredToolRequests``."""
 
-    def __init__(self, agent: Agent[ToolDeps, str | DeferredToolRequests]) -> None:
+    def __init__(
+        self,
+        agent: Agent[ToolDeps, str | DeferredToolRequests],
+        workspace: WorkspaceService | None = None,
+    ) -> None:
         self._agent = agent
+        self._workspace = workspace
 
     def start(self, run: RunInput) -> AsyncIterator[AgentEvent]:
         history = ModelMessagesTypeAdapter.validate_json(run.history) if run.history else None
@@ -233,7 +262,7 @@ class PydanticAIRunner:
         results: DeferredToolResults | None,
     ) -> AsyncIterator[AgentEvent]:
         queue: asyncio.Queue[AgentEvent | _Done] = asyncio.Queue(maxsize=QUEUE_ITEMS)
-        deps = ToolDeps(run, queue.put)
+        deps = ToolDeps(run, queue.put, self._workspace)
         task = asyncio.create_task(self._drive(run, prompt, history, results, deps, queue))
         try:
             while True:

@@ -71,6 +71,7 @@ class HumanRequest:
     prompt: str
     choices: list[str] | None = None
     timeout_s: float | None = None
+    details: dict[str, Any] | None = None  # e.g. {"path", "diff"} for a file edit
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def requested_event(rec: InterruptRecord) -> NewEvent:
         choices=rec.choices,
         expires_at=_iso(rec.expires_at_ms),
         on_timeout=rec.on_timeout,
+        details=rec.details,
     ).dump()
     return NewEvent(EventKind.INTERRUPT_REQUESTED, data, rec.run_id)
 
@@ -110,6 +111,7 @@ def _interrupt(
         args_hash=args_hash(req.tool, req.args),
         choices=req.choices,
         expires_at_ms=now_ms + int(timeout_s * 1000) if timeout_s else None,
+        details=req.details,
     )
 
 
