@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,7 +68,7 @@ async def put(conn: AsyncConnection, record: SearchContextRecord, keep: int) -> 
 
 async def invalidate(conn: AsyncConnection, path: str) -> int:
     if conn.dialect.name == "postgresql":
-        match: Any = table.c.paths.contains([path])
+        match: Any = sa.type_coerce(table.c.paths, JSONB).contains([path])
     else:
         each = sa.func.json_each(table.c.paths).table_valued("value")
         match = sa.exists(sa.select(1).select_from(each).where(each.c.value == path))
