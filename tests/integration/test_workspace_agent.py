@@ -210,3 +210,13 @@ async def test_rest_binds_a_workspace(server: Running) -> None:
                 timeout_s=15,
             )
     assert done.data["output"]["results"][0]["path"] == "src/app.py"
+
+
+async def test_a_second_session_on_the_same_root_reuses_the_repo_map(server: Running) -> None:
+    for _ in range(2):
+        async with client_for(server) as client:
+            await run(client, "show me the layout")
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        metrics = (await http.get("/metrics")).text
+    assert 'tether_repo_map_cache_lookups_total{result="miss"} 1.0' in metrics
+    assert 'tether_repo_map_cache_lookups_total{result="hit"} 1.0' in metrics

@@ -81,3 +81,32 @@ def test_open_workspace_binds_a_directory_under_the_root(root: Path) -> None:
         open_workspace(str(root), "nope")
     with pytest.raises(WorkspaceMissing):
         open_workspace(str(root), "proj/src/a.py")
+
+
+def test_listing_skips_symlinked_dirs_and_links_pointing_out(root: Path) -> None:
+    from tether.workspace.ignore import list_files
+
+    proj = root / "proj"
+    os.symlink(".", proj / "self")
+    os.symlink("loop_b", proj / "loop_a")
+    os.symlink("loop_a", proj / "loop_b")
+    (proj / "src" / "inside.py").symlink_to(proj / "src" / "a.py")
+    (proj / "src" / "outside").symlink_to(root.parent / "secret" / "key")
+    listing = list_files(proj, 100)
+    assert listing.files == ("src/a.py", "src/inside.py")
+    assert listing.truncated is False
+    assert list_files(proj, 1).truncated is True
+
+
+def test_demo_scripts_recognise_the_workspace_requests() -> None:
+    from tether.agents.workspace_demo import plan_prompt
+
+    assert plan_prompt("Where is parse_config?") == plan_prompt("where is `parse_config`")
+    step = plan_prompt("where is parse_config?")
+    assert step is not None and (step.tool, step.args) == ("search", {"query": "parse_config"})
+    layout = plan_prompt("show me the layout please")
+    assert layout is not None and layout.tool == "repo_map"
+    change = plan_prompt('change "a b" to c in src/x.py')
+    assert change is not None and (change.tool, change.args) == ("read_file", {"path": "src/x.py"})
+    assert plan_prompt("/stream 5") is None
+    assert plan_prompt("hello there") is None
