@@ -57,6 +57,7 @@ MAX_TOOL_OUTPUT_CHARS = 16_000
 COMMIT_TIMEOUT_S = 30.0
 QUEUE_ITEMS = 256
 DENIED = "The person denied this tool call."
+PERSON_APPROVED = "tether_person_approved"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -184,6 +185,14 @@ def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
     return requests
 
 
+def approved_by_person(ctx: RunContext[Any]) -> bool:
+    """The call was approved by a person (an answered interrupt). Crash recovery grants
+    ``approved`` to calls that never started; a tool that must have a person's approval
+    asks again rather than trust that."""
+    meta = ctx.tool_call_metadata
+    return ctx.tool_call_approved and isinstance(meta, dict) and meta.get(PERSON_APPROVED) is True
+
+
 def results_for(answers: list[Answer]) -> DeferredToolResults:
     """Answers from people (or recorded outputs) as pydantic-ai deferred results."""
     results = DeferredToolResults()
@@ -194,6 +203,8 @@ def results_for(answers: list[Answer]) -> DeferredToolResults:
             results.approvals[answer.call_id] = (
                 ToolApproved() if answer.approved else ToolDenied(answer.note or DENIED)
             )
+            if answer.approved and answer.by_person:
+                results.metadata[answer.call_id] = {PERSON_APPROVED: True}
         else:
             results.calls[answer.call_id] = answer.answer or ""
     return results

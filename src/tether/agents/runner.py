@@ -102,6 +102,7 @@ class Answer:
     note: str | None = None
     output: Any = None
     replay: bool = False
+    by_person: bool = False  # an approval a person gave, not one granted by crash recovery
 
 
 class AgentFailed(Exception):

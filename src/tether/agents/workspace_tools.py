@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_ai import RunContext, Tool
 from pydantic_ai.exceptions import ApprovalRequired
 
-from tether.agents.pydantic_ai import ToolDeps, ToolError, tether_tool
+from tether.agents.pydantic_ai import ToolDeps, ToolError, approved_by_person, tether_tool
 from tether.workspace.files import EditRefused, FileConflict, PlannedChange
 from tether.workspace.locks import LockTimeout
 from tether.workspace.paths import PathRefused, Workspace, WorkspaceMissing
@@ -109,7 +109,7 @@ async def _plan_or_apply(ctx: RunContext[ToolDeps], path: str, plan: Any) -> dic
         change: PlannedChange = await plan(service, workspace)
     except EXPECTED as exc:
         return await _refused(ctx, path=path, code=exc.code, message=str(exc))
-    if not ctx.tool_call_approved:
+    if not approved_by_person(ctx):
         raise ApprovalRequired(
             metadata={
                 "prompt": f"Apply this change to {change.path}?",

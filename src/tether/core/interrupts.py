@@ -305,7 +305,8 @@ def answer_for(call_id: str, call: _Call) -> Answer | None:
     if rec.status in {"approved", "denied", "expired"}:
         denial = RERUN_DENIED_NOTE if rec.reason == "rerun" else rec.note
         approved = rec.status == "approved"
-        return Answer(call_id, approved=approved, note=rec.note if approved else denial)
+        note = rec.note if approved else denial
+        return Answer(call_id, approved=approved, note=note, by_person=approved)
     return None
 
 
