@@ -65,6 +65,27 @@ class Metrics:
             registry=r,
         )
 
+        self.repo_map_cache = Counter(
+            "tether_repo_map_cache_lookups_total",
+            "Repo map / search index cache lookups, by result",
+            ["result"],
+            registry=r,
+        )
+        self.repo_map_evictions = Counter(
+            "tether_repo_map_cache_evictions_total",
+            "Repo map / search index cache entries evicted to stay within its caps",
+            registry=r,
+        )
+        self.search_context = Counter(
+            "tether_search_context_lookups_total",
+            "Searches looked up in the session's search context, by result",
+            ["result"],
+            registry=r,
+        )
+
+    def observe_lookup(self, counter: Counter, hit: bool) -> None:
+        counter.labels(result="hit" if hit else "miss").inc()
+
     def observe_batch(self, units: int, seconds: float) -> None:
         self.store_batch.observe(units)
         self.store_commit_seconds.observe(seconds)

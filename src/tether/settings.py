@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     model: str = ""
     model_base_url: str = ""
     model_api_key: str = ""
+    workspace_max_files: int = Field(20_000, ge=1)
+    workspace_max_file_bytes: int = Field(1_048_576, ge=1024)
+    workspace_read_max_chars: int = Field(100_000, ge=100)
+    repo_map_cache_entries: int = Field(16, ge=1)
+    repo_map_cache_bytes: int = Field(268_435_456, ge=1024)
+    search_context_entries: int = Field(20, ge=1)
+    file_lock_timeout_s: float = Field(10.0, gt=0)
+    file_lock_lease_s: float = Field(30.0, ge=1)
     agents: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_agent: str = "demo"
 

@@ -13,6 +13,7 @@ from tether.store import (
     NewEvent,
     NotFound,
     RunRecord,
+    SearchContextRecord,
     SessionRecord,
     Store,
     StoreTx,
@@ -244,3 +245,57 @@ async def test_delete_removes_everything(store: Store) -> None:
     assert await store.get_session(session.id) is None
     assert await store.read_events(session.id, 0, 10) == []
     assert await store.write(lambda tx: tx.delete_session(session.id)) is False
+
+
+def context(session_id: str, query: str, paths: list[str], at_ms: int) -> SearchContextRecord:
+    return SearchContextRecord(
+        session_id, f"k-{query}", query, paths, {"results": [{"path": p} for p in paths]}, at_ms
+    )
+
+
+async def put_context(store: Store, record: SearchContextRecord, keep: int) -> None:
+    await store.write(lambda tx: tx.put_search_context(record, keep))
+
+
+async def test_search_context_keeps_the_newest_entries_per_session(store: Store) -> None:
+    session = await create(store)
+    other = await create(store)
+    for index in range(5):
+        await put_context(store, context(session.id, f"q{index}", ["w/a.py"], 1_000 + index), 3)
+    await put_context(store, context(other.id, "q0", ["w/a.py"], 1), 3)
+    recent = await store.list_search_context(session.id, 10)
+    assert [r.query for r in recent] == ["q4", "q3", "q2"]
+    assert await store.get_search_context(session.id, "k-q1") is None
+    found = await store.get_search_context(session.id, "k-q4")
+    assert found == context(session.id, "q4", ["w/a.py"], 1_004)
+    assert [r.query for r in await store.list_search_context(other.id, 10)] == ["q0"]
+
+
+async def test_search_context_replaces_the_same_query(store: Store) -> None:
+    session = await create(store)
+    await put_context(store, context(session.id, "q", ["w/a.py"], 1), 3)
+    await put_context(store, context(session.id, "q", ["w/b.py"], 2), 3)
+    [only] = await store.list_search_context(session.id, 10)
+    assert (only.paths, only.created_ms) == (["w/b.py"], 2)
+
+
+async def test_invalidating_a_path_forgets_exactly_the_entries_that_include_it(
+    store: Store,
+) -> None:
+    first, second = await create(store), await create(store)
+    w = secrets.token_hex(6)  # the database may be shared with other tests' entries
+    await put_context(store, context(first.id, "a", [f"{w}/a.py", f"{w}/b.py"], 1), 10)
+    await put_context(store, context(first.id, "b", [f"{w}/b.py"], 2), 10)
+    await put_context(store, context(second.id, "a", [f"{w}/a.py"], 3), 10)
+    await put_context(store, context(second.id, "c", [f"{w}/a.py.bak", f"x/{w}/a.py"], 4), 10)
+    removed = await store.write(lambda tx: tx.invalidate_search_context(f"{w}/a.py"))
+    assert removed == 2
+    assert [r.query for r in await store.list_search_context(first.id, 10)] == ["b"]
+    assert [r.query for r in await store.list_search_context(second.id, 10)] == ["c"]
+
+
+async def test_deleting_a_session_deletes_its_search_context(store: Store) -> None:
+    session = await create(store)
+    await put_context(store, context(session.id, "q", ["w/a.py"], 1), 3)
+    assert await store.write(lambda tx: tx.delete_session(session.id))
+    assert await store.list_search_context(session.id, 10) == []

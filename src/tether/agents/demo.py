@@ -9,6 +9,8 @@ Commands (the last user message):
   ``/approve_slow MS [text]``     the same, but the tool works for MS ms before writing
   ``/ask [free] [timeout_s]``     asks a question (with choices, or free text), optionally
                                   with a deadline (on timeout the run fails)
+  ``where is X``, ``show me the layout``, ``change A to B in F``, ...
+                                  the workspace tools (see ``workspace_demo``)
   anything else                   a short streamed reply that quotes the message
 """
 
@@ -25,8 +27,11 @@ from pydantic_ai.exceptions import CallDeferred
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from tether.agents import workspace_demo
 from tether.agents.pydantic_ai import PydanticAIRunner, ToolDeps, tether_tool
 from tether.agents.runner import AgentFailed
+from tether.agents.workspace_tools import workspace_tools
+from tether.workspace.service import WorkspaceService
 
 MAX_STREAM_TOKENS = 100_000
 MAX_DELAY_MS = 60_000
@@ -91,6 +96,9 @@ def _ask(args: list[str]) -> Script:
 
 def plan(prompt: str, attempt: int = 1) -> Script:
     """What the demo model says to ``prompt``: pure, so tests can check it directly."""
+    step = workspace_demo.plan_prompt(prompt)
+    if step is not None:
+        return Script(tool=step.tool, args=step.args)
     command, *args = prompt.strip().split(" ") if prompt.strip() else [""]
     args = [a for a in args if a]
     if command == "/stream":
@@ -128,7 +136,12 @@ async def demo_stream(
     last = messages[-1] if messages else None
     returns = [p for p in getattr(last, "parts", []) if isinstance(p, ToolReturnPart)]
     if isinstance(last, ModelRequest) and returns:
-        for token in _words(reply_to_tool(returns[-1])):
+        step = workspace_demo.after_tool(last_prompt(messages), returns[-1])
+        if step is not None and step.tool is not None:
+            yield {0: DeltaToolCall(name=step.tool, json_args=json.dumps(step.args))}
+            return
+        text = step.text if step is not None else reply_to_tool(returns[-1])
+        for token in _words(text):
             yield token
         return
     script = plan(last_prompt(messages), attempt_of(messages))
@@ -164,18 +177,26 @@ async def ask_user(
     )
 
 
+def demo_model() -> FunctionModel:
+    return FunctionModel(stream_function=demo_stream, model_name="tether-demo")
+
+
+def demo_tools() -> list[Tool[ToolDeps]]:
+    return [
+        Tool(demo_note, takes_ctx=True, requires_approval=True),
+        Tool(ask_user, takes_ctx=False),
+    ]
+
+
 def demo_agent() -> Agent[ToolDeps, str | DeferredToolRequests]:
     return Agent(
-        FunctionModel(stream_function=demo_stream, model_name="tether-demo"),
+        demo_model(),
         name="demo",
         deps_type=ToolDeps,
         output_type=[str, DeferredToolRequests],
-        tools=[
-            Tool(demo_note, takes_ctx=True, requires_approval=True),
-            Tool(ask_user, takes_ctx=False),
-        ],
+        tools=[*demo_tools(), *workspace_tools()],
     )
 
 
-def demo_runner() -> PydanticAIRunner:
-    return PydanticAIRunner(demo_agent())
+def demo_runner(workspace: WorkspaceService | None = None) -> PydanticAIRunner:
+    return PydanticAIRunner(demo_agent(), workspace)

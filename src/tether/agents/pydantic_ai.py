@@ -15,7 +15,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pydantic_core
 import structlog
@@ -49,11 +49,15 @@ from tether.agents.runner import (
 )
 from tether.store.contract import new_id
 
+if TYPE_CHECKING:
+    from tether.workspace.service import WorkspaceService
+
 log = structlog.get_logger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
 COMMIT_TIMEOUT_S = 30.0
 QUEUE_ITEMS = 256
 DENIED = "The person denied this tool call."
+PERSON_APPROVED = "tether_person_approved"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,6 +77,20 @@ class ToolDeps:
 
     run: RunInput
     emit: Callable[[AgentEvent], Awaitable[None]]
+    workspace: WorkspaceService | None = None
+
+
+class ToolError(Exception):
+    """A tool's expected failure (``conflict``, ``invalid``, ...): logged as ``tool.finished``
+    with ``ok: false`` and handed to the model as the tool's result, so the run goes on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def result(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
 
 
 def tether_tool(
@@ -93,6 +111,9 @@ def tether_tool(
             await committed
         try:
             result = await fn(ctx, *args, **kwargs)
+        except ToolError as exc:
+            await ctx.deps.emit(ToolFinished(call_id, name, False, error=str(exc)))
+            return cast(R, exc.result())
         except Exception as exc:
             await ctx.deps.emit(ToolFinished(call_id, name, False, error=str(exc)))
             raise
@@ -133,16 +154,20 @@ def _map(event: object, parts: _TextParts) -> list[AgentEvent]:
 
 
 def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
-    requests = [
-        HumanRequest(
-            call.tool_call_id,
-            "approval",
-            call.tool_name,
-            call.args_as_dict(),
-            f"Allow {call.tool_name} to run with these arguments?",
+    requests = []
+    for call in deferred.approvals:
+        meta = deferred.metadata.get(call.tool_call_id) or {}
+        details = meta.get("details")
+        requests.append(
+            HumanRequest(
+                call.tool_call_id,
+                "approval",
+                call.tool_name,
+                call.args_as_dict(),
+                str(meta.get("prompt") or f"Allow {call.tool_name} to run with these arguments?"),
+                details=details if isinstance(details, dict) else None,
+            )
         )
-        for call in deferred.approvals
-    ]
     for call in deferred.calls:
         meta = deferred.metadata.get(call.tool_call_id, {})
         choices = meta.get("choices")
@@ -160,6 +185,14 @@ def _requests(deferred: DeferredToolRequests) -> list[HumanRequest]:
     return requests
 
 
+def approved_by_person(ctx: RunContext[Any]) -> bool:
+    """The call was approved by a person (an answered interrupt). Crash recovery grants
+    ``approved`` to calls that never started; a tool that must have a person's approval
+    asks again rather than trust that."""
+    meta = ctx.tool_call_metadata
+    return ctx.tool_call_approved and isinstance(meta, dict) and meta.get(PERSON_APPROVED) is True
+
+
 def results_for(answers: list[Answer]) -> DeferredToolResults:
     """Answers from people (or recorded outputs) as pydantic-ai deferred results."""
     results = DeferredToolResults()
@@ -170,6 +203,8 @@ def results_for(answers: list[Answer]) -> DeferredToolResults:
             results.approvals[answer.call_id] = (
                 ToolApproved() if answer.approved else ToolDenied(answer.note or DENIED)
             )
+            if answer.approved and answer.by_person:
+                results.metadata[answer.call_id] = {PERSON_APPROVED: True}
         else:
             results.calls[answer.call_id] = answer.answer or ""
     return results
@@ -209,8 +244,13 @@ def _failure(exc: BaseException) -> AgentFailed:
 class PydanticAIRunner:
     """Runs a pydantic-ai agent whose output may be ``DeferredToolRequests``."""
 
-    def __init__(self, agent: Agent[ToolDeps, str | DeferredToolRequests]) -> None:
+    def __init__(
+        self,
+        agent: Agent[ToolDeps, str | DeferredToolRequests],
+        workspace: WorkspaceService | None = None,
+    ) -> None:
         self._agent = agent
+        self._workspace = workspace
 
     def start(self, run: RunInput) -> AsyncIterator[AgentEvent]:
         history = ModelMessagesTypeAdapter.validate_json(run.history) if run.history else None
@@ -233,7 +273,7 @@ class PydanticAIRunner:
         results: DeferredToolResults | None,
     ) -> AsyncIterator[AgentEvent]:
         queue: asyncio.Queue[AgentEvent | _Done] = asyncio.Queue(maxsize=QUEUE_ITEMS)
-        deps = ToolDeps(run, queue.put)
+        deps = ToolDeps(run, queue.put, self._workspace)
         task = asyncio.create_task(self._drive(run, prompt, history, results, deps, queue))
         try:
             while True:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from tether.agents.runner import Runner
+
+if TYPE_CHECKING:
+    from tether.agents.assistant import ModelSettings
+    from tether.workspace.service import WorkspaceService
 
 AgentFactory = Callable[[], Runner]
 
@@ -49,10 +54,20 @@ class AgentRegistry:
             self.register(name or attr, factory)
 
 
-def default_registry(entries: Iterable[str] = ()) -> AgentRegistry:
+def default_registry(
+    entries: Iterable[str] = (),
+    model: ModelSettings | None = None,
+    workspace: WorkspaceService | None = None,
+) -> AgentRegistry:
+    """``demo`` and ``assistant`` (its model checked now, so bad settings fail at start),
+    plus ``entries``."""
+    from tether.agents.assistant import ModelSettings, assistant_runner, build_model
     from tether.agents.demo import demo_runner
 
+    config = model or ModelSettings("")
+    build_model(config)
     registry = AgentRegistry()
-    registry.register("demo", demo_runner)
+    registry.register("demo", lambda: demo_runner(workspace))
+    registry.register("assistant", lambda: assistant_runner(config, workspace))
     registry.load_entries(entries)
     return registry

@@ -71,6 +71,7 @@ class HumanRequest:
     prompt: str
     choices: list[str] | None = None
     timeout_s: float | None = None
+    details: dict[str, Any] | None = None  # e.g. {"path", "diff"} for a file edit
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class Answer:
     note: str | None = None
     output: Any = None
     replay: bool = False
+    by_person: bool = False  # an approval a person gave, not one granted by crash recovery
 
 
 class AgentFailed(Exception):

@@ -317,6 +317,7 @@ class InterruptOut(BaseModel):
     reason: str
     created_at: str
     answered_at: str | None = None
+    details: JsonObject | None = None  # file edits: {"path", "diff"}
 
 
 InterruptStatus = Literal["pending", "approved", "denied", "answered", "expired", "cancelled"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from tether.agents.assistant import ModelSettings
 from tether.agents.registry import AgentRegistry, default_registry
 from tether.bus import Bus, open_bus
 from tether.core.hub import Hub
@@ -21,6 +22,10 @@ from tether.metrics import Metrics
 from tether.settings import Settings
 from tether.store.contract import EventRecord, Store
 from tether.store.factory import open_store
+from tether.workspace.locks import open_locks
+from tether.workspace.repo_map import IndexCache
+from tether.workspace.scan import ScanLimits
+from tether.workspace.service import WorkspaceConfig, WorkspaceService
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +35,6 @@ class Engine:
         self.settings = settings
         self.server_id = settings.server_id or f"srv-{os.urandom(6).hex()}"
         self.metrics = Metrics()
-        self.registry = registry or default_registry(settings.agents)
         self.store: Store = open_store(
             settings.store_url,
             timeout_s=settings.store_timeout_s,
@@ -38,6 +42,10 @@ class Engine:
             queue_max=settings.write_queue_max,
             observe_batch=self.metrics.observe_batch,
         )
+        self.locks = open_locks(settings.store_url, settings.file_lock_lease_s)
+        self.workspace = self._workspace()
+        model = ModelSettings(settings.model, settings.model_base_url, settings.model_api_key)
+        self.registry = registry or default_registry(settings.agents, model, self.workspace)
         self.bus: Bus = open_bus(settings.bus_url)
         self.hub = Hub(settings.max_connections_per_session, settings.max_connections)
         self.runs = RunManager(self.store, self.registry, self._run_config(), self.metrics)
@@ -58,6 +66,25 @@ class Engine:
             deadlines=Deadlines(s.approval_timeout_s, s.question_timeout_s),
         )
 
+    def _workspace(self) -> WorkspaceService:
+        s, m = self.settings, self.metrics
+        cache = IndexCache(
+            s.repo_map_cache_entries,
+            s.repo_map_cache_bytes,
+            ScanLimits(s.workspace_max_files, s.workspace_max_file_bytes),
+            on_evict=m.repo_map_evictions.inc,
+            on_lookup=lambda hit: m.observe_lookup(m.repo_map_cache, hit),
+        )
+        config = WorkspaceConfig(
+            root=s.workspace_root,
+            max_file_bytes=s.workspace_max_file_bytes,
+            max_read_chars=s.workspace_read_max_chars,
+            search_context_entries=s.search_context_entries,
+            lock_timeout_s=s.file_lock_timeout_s,
+        )
+        on_context = lambda hit: m.observe_lookup(m.search_context, hit)  # noqa: E731
+        return WorkspaceService(config, self.store, cache, self.locks, on_context)
+
     def _limits(self) -> SessionLimits:
         s = self.settings
         return SessionLimits(
@@ -65,6 +92,7 @@ class Engine:
             max_title_chars=s.max_title_chars,
             max_open_runs_per_user=s.max_active_runs_per_user,
             default_agent=s.default_agent,
+            workspace_root=s.workspace_root,
         )
 
     def _on_commit(self, events: Sequence[EventRecord]) -> None:
@@ -84,6 +112,7 @@ class Engine:
         self._started = False
         await self.runs.stop()
         await self.bus.close()
+        await self.locks.close()
         await self.store.close()
         log.info("engine_stopped", server_id=self.server_id)
 

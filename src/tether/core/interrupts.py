@@ -70,6 +70,7 @@ def requested_event(rec: InterruptRecord) -> NewEvent:
         choices=rec.choices,
         expires_at=_iso(rec.expires_at_ms),
         on_timeout=rec.on_timeout,
+        details=rec.details,
     ).dump()
     return NewEvent(EventKind.INTERRUPT_REQUESTED, data, rec.run_id)
 
@@ -110,6 +111,7 @@ def _interrupt(
         args_hash=args_hash(req.tool, req.args),
         choices=req.choices,
         expires_at_ms=now_ms + int(timeout_s * 1000) if timeout_s else None,
+        details=req.details,
     )
 
 
@@ -303,7 +305,8 @@ def answer_for(call_id: str, call: _Call) -> Answer | None:
     if rec.status in {"approved", "denied", "expired"}:
         denial = RERUN_DENIED_NOTE if rec.reason == "rerun" else rec.note
         approved = rec.status == "approved"
-        return Answer(call_id, approved=approved, note=rec.note if approved else denial)
+        note = rec.note if approved else denial
+        return Answer(call_id, approved=approved, note=note, by_person=approved)
     return None
 
 

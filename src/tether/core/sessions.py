@@ -30,6 +30,7 @@ from tether.store.contract import (
     new_id,
     utcnow,
 )
+from tether.workspace.paths import PathRefused, WorkspaceMissing, open_workspace
 
 DEFAULT_TITLE = "New session"
 
@@ -44,6 +45,7 @@ class SessionLimits:
     max_title_chars: int
     max_open_runs_per_user: int
     default_agent: str
+    workspace_root: str | None = None
 
 
 def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
@@ -119,6 +121,19 @@ class Sessions:
             )
         if metadata is not None:
             check_metadata(metadata, self._limits.max_metadata_bytes)
+            if "workspace" in metadata:
+                self._check_workspace(metadata["workspace"])
+
+    def _check_workspace(self, name: object) -> None:
+        """``metadata.workspace`` must name a directory under the workspace root."""
+        root = self._limits.workspace_root
+        try:
+            if root is None:
+                raise WorkspaceMissing("this server has no workspace root")
+            open_workspace(root, name)  # type: ignore[arg-type]
+        except (PathRefused, WorkspaceMissing) as exc:
+            details = [{"loc": ["metadata", "workspace"], "msg": str(exc), "type": "value_error"}]
+            raise ProtocolError(ErrorCode.INVALID, str(exc), details=details) from None
 
     async def create(
         self,

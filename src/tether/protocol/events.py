@@ -96,6 +96,7 @@ class InterruptRequestedData(EventData):
     choices: list[str] | None = None
     expires_at: str | None = None
     on_timeout: str
+    details: dict[str, Any] | None = None
 
 
 class InterruptResolvedData(EventData):

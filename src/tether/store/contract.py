@@ -180,6 +180,7 @@ class InterruptRecord:
     answered_by: str | None = None
     answered_at: datetime | None = None
     created_at: datetime = field(default_factory=utcnow)
+    details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         expires = (
@@ -205,6 +206,7 @@ class InterruptRecord:
             "reason": self.reason,
             "created_at": self.created_at.isoformat(),
             "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+            "details": self.details,
         }
 
 
@@ -214,6 +216,19 @@ class CommandRecord:
     command_id: str
     kind: str
     result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchContextRecord:
+    """One remembered search of a session: the query, the paths its results touch
+    (workspace-qualified, for invalidation), and the results as the agent saw them."""
+
+    session_id: str
+    query_key: str
+    query: str
+    paths: list[str]
+    results: dict[str, Any]
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +275,13 @@ class StoreTx(Protocol):
     async def run_events(
         self, session_id: str, run_id: str, kinds: frozenset[str]
     ) -> list[EventRecord]: ...
+    async def put_search_context(self, record: SearchContextRecord, keep: int) -> None:
+        """Store (or replace) ``record`` and keep only the session's ``keep`` newest."""
+        ...
+
+    async def invalidate_search_context(self, path: str) -> int:
+        """Forget every session's entries whose ``paths`` include ``path``; returns how many."""
+        ...
 
 
 WriteFn = Callable[[StoreTx], Awaitable[T]]
@@ -299,3 +321,9 @@ class Store(Protocol):
     async def run_events(
         self, session_id: str, run_id: str, kinds: frozenset[str]
     ) -> list[EventRecord]: ...
+    async def get_search_context(
+        self, session_id: str, query_key: str
+    ) -> SearchContextRecord | None: ...
+    async def list_search_context(self, session_id: str, limit: int) -> list[SearchContextRecord]:
+        """The session's remembered searches, newest first."""
+        ...

@@ -23,11 +23,13 @@ from tether.store.contract import (
     EventRecord,
     InterruptRecord,
     RunRecord,
+    SearchContextRecord,
     SessionRecord,
     SnapshotData,
     StoreUnavailable,
     WriteFn,
 )
+from tether.store.sql import search_context
 from tether.store.sql.tables import commands, events, interrupts, runs, sessions
 from tether.store.sql.tx import (
     SqlTx,
@@ -298,6 +300,16 @@ class SqlStore:
                 return []
             rows = await conn.execute(run_events_stmt(session_id, run_id, kinds))
             return [event_from_row(row, session.epoch) for row in rows]
+
+    async def get_search_context(
+        self, session_id: str, query_key: str
+    ) -> SearchContextRecord | None:
+        async with self._reading() as conn:
+            return await search_context.get(conn, session_id, query_key)
+
+    async def list_search_context(self, session_id: str, limit: int) -> list[SearchContextRecord]:
+        async with self._reading() as conn:
+            return await search_context.recent(conn, session_id, limit)
 
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:

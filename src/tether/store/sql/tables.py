@@ -142,6 +142,7 @@ interrupts = sa.Table(
     sa.Column("answered_by", sa.String(256), nullable=True),
     sa.Column("answered_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("details", Json, nullable=True),
     sa.Index(None, "session_id", "status"),
     sa.Index(None, "run_id", "status"),
     sa.Index(None, "status", "expires_at_ms"),

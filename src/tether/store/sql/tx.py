@@ -22,11 +22,14 @@ from tether.store.contract import (
     NewEvent,
     NotFound,
     RunRecord,
+    SearchContextRecord,
     SessionRecord,
     VersionConflict,
     utcnow,
 )
+from tether.store.sql import search_context
 from tether.store.sql.tables import commands, events, interrupts, runs, sessions
+from tether.store.sql.tables import search_context as search_context_table
 
 SESSION_FIELDS = frozenset({"title", "agent", "metadata", "policy", "status", "epoch"})
 RUN_FIELDS = frozenset(
@@ -164,7 +167,7 @@ class SqlTx:
         await self.conn.execute(stmt)
 
     async def delete_session(self, session_id: str) -> bool:
-        for table in (events, runs, commands, interrupts):
+        for table in (events, runs, commands, interrupts, search_context_table):
             await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
         result = await self.conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
         return bool(result.rowcount)
@@ -295,3 +298,9 @@ class SqlTx:
         epoch = session.epoch if session else ""
         rows = await self.conn.execute(run_events_stmt(session_id, run_id, kinds))
         return [event_from_row(row, epoch) for row in rows]
+
+    async def put_search_context(self, record: SearchContextRecord, keep: int) -> None:
+        await search_context.put(self.conn, record, keep)
+
+    async def invalidate_search_context(self, path: str) -> int:
+        return await search_context.invalidate(self.conn, path)
