@@ -149,3 +149,24 @@ async def test_an_approval_survives_a_server_restart(
     assert await notes(base, session_id(page)) == ["survive restart"]
     await shots.take(page, "approved-after-restart")
     assert errors.errors == []
+
+
+async def test_tool_cards_survive_a_reload(server: Running, context: Any) -> None:
+    page, errors = await open_page(context, server.http + "/")
+    await send(page, "/approve keep me")
+    card = page.locator("[data-interrupt-id][data-kind=approval][data-status=pending]")
+    await card.locator("[data-action=approve]").click()
+    await run_state(page, "completed")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    tool = page.locator("details.tool-call[data-status=ok]")
+    await expect(tool.locator(".tool-name")).to_have_text("demo_note")
+    await tool.locator("summary").click()
+    await expect(tool).to_contain_text("keep me")
+    # The card sits after the message that asked for it, then comes the reply.
+    order = await page.locator("#messages").evaluate(
+        """(log) => [...log.children].map((e) => e.matches('details.tool-call') ? 'tool'
+             : (e.querySelector('[data-role]') ?? e).dataset.role ?? e.tagName)"""
+    )
+    assert order == ["user", "tool", "assistant"], order
+    assert errors.errors == []

@@ -82,6 +82,29 @@ def test_snapshot_folds_messages_and_partial_stream() -> None:
     assert frame.runs[0]["status"] == "running"
 
 
+def test_snapshot_places_tool_calls_after_the_message_they_followed() -> None:
+    now = datetime.now(UTC)
+    session = SessionRecord("s", "u", "t", "demo", {}, "enqueue", 1, "e", 7, "idle", now, now)
+    call = {"call_id": "c1", "tool": "read_file", "args": {"path": "a.py"}}
+    failed = {"call_id": "c2", "tool": "edit_file", "ok": False, "error": "x"}
+    events = [
+        _event(2, "message.user", {"message_id": "u1", "content": "hi"}),
+        _event(3, "tool.started", call),
+        _event(4, "tool.finished", {"call_id": "c1", "tool": "read_file", "ok": True, "output": 1}),
+        _event(5, "message.assistant", {"message_id": "a1", "content": "done"}),
+        _event(6, "tool.started", {"call_id": "c2", "tool": "edit_file", "args": {}}),
+        _event(7, "tool.finished", failed),
+    ]
+    frame = fold_snapshot(SnapshotData(session, events, []))
+    assert [(t["call_id"], t["status"], t["after_message_id"]) for t in frame.tools] == [
+        ("c1", "ok", "u1"),
+        ("c2", "error", "a1"),
+    ]
+    assert frame.tools[0]["args"] == {"path": "a.py"} and frame.tools[0]["output"] == 1
+    assert frame.tools[1]["error"] == "x"
+    assert [m["message_id"] for m in frame.messages] == ["u1", "a1"]
+
+
 def test_env_example_lists_every_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     listed = set(re.findall(r"^TETHER_([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))

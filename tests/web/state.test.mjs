@@ -412,3 +412,24 @@ test("countdowns read m:ss, h:mm:ss past an hour, and stop at 0:00", () => {
   assert.equal(formatRemaining(0), "0:00");
   assert.equal(formatRemaining(-5000), "0:00");
 });
+
+test("a snapshot's tool calls become cards placed after their message", () => {
+  const state = attached();
+  const frame = snapshot(6, [
+    { message_id: "u1", role: "user", content: "hi" },
+    { message_id: "a1", role: "assistant", content: "ok", run_id: "r1" },
+  ]);
+  frame.tools = [
+    { call_id: "c1", run_id: "r1", tool: "read_file", args: { path: "a" }, status: "ok",
+      output: "x", after_message_id: "u1" },
+    { call_id: "c2", run_id: "r1", tool: "edit_file", args: {}, status: "bogus",
+      after_message_id: null },
+  ];
+  state.apply(frame);
+  const c1 = state.tools.get("c1");
+  assert.deepEqual([c1.tool, c1.status, c1.output, c1.after], ["read_file", "ok", "x", "u1"]);
+  assert.equal(state.tools.get("c2").status, "running");
+  assert.equal(state.tools.get("c2").after, null);
+  state.apply(ev(7, "tool.finished", { call_id: "c2", tool: "edit_file", ok: true }));
+  assert.equal(state.tools.get("c2").status, "ok");
+});

@@ -21,6 +21,7 @@ from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import EventKind, SessionData
 from tether.protocol.frames import Policy, SnapshotFrame
 from tether.store.contract import (
+    EventRecord,
     NewEvent,
     NotFound,
     SessionRecord,
@@ -48,11 +49,40 @@ class SessionLimits:
     workspace_root: str | None = None
 
 
+SNAPSHOT_TOOLS = 100
+
+
+def _fold_tool(tools: dict[str, dict[str, Any]], event: EventRecord, after: str | None) -> None:
+    call_id = str(event.data.get("call_id"))
+    call = tools.setdefault(
+        call_id,
+        {
+            "call_id": call_id,
+            "run_id": event.run_id,
+            "tool": event.data.get("tool"),
+            "args": event.data.get("args"),
+            "status": "running",
+            "after_message_id": after,
+        },
+    )
+    if event.kind == EventKind.TOOL_FINISHED:
+        call["status"] = "ok" if event.data.get("ok") else "error"
+        call["output"] = event.data.get("output")
+        call["error"] = event.data.get("error")
+
+
 def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
-    """The view a late joiner needs: messages (streaming ones partial), runs, interrupts."""
+    """The view a late joiner needs: messages (streaming ones partial), the latest tool
+    calls (each placed after the message it followed in the log), runs, interrupts."""
     messages: dict[str, dict[str, Any]] = {}
+    tools: dict[str, dict[str, Any]] = {}
+    last: str | None = None
     for event in data.message_events:
+        if event.kind in (EventKind.TOOL_STARTED, EventKind.TOOL_FINISHED):
+            _fold_tool(tools, event, last)
+            continue
         message_id = str(event.data.get("message_id"))
+        last = message_id
         if event.kind == EventKind.MESSAGE_USER:
             messages[message_id] = {
                 "message_id": message_id,
@@ -85,6 +115,7 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
         messages=list(messages.values()),
         runs=[run.to_json() for run in data.runs],
         interrupts=[rec.to_json() for rec in data.interrupts],
+        tools=list(tools.values())[-SNAPSHOT_TOOLS:],
     )
 
 

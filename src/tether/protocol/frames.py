@@ -113,6 +113,7 @@ class SnapshotFrame(_Frame):
     messages: list[JsonObject]
     runs: list[JsonObject]
     interrupts: list[JsonObject]
+    tools: list[JsonObject] = Field(default_factory=list)
 
 
 class AckFrame(_Frame):

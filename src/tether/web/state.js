@@ -153,6 +153,14 @@ export class SessionState {
       if (m.command_id) this.commandIds.add(m.command_id);
     }
     for (const r of frame.runs ?? []) this.runs.set(r.run_id, runFromSnapshot(r));
+    for (const t of frame.tools ?? []) {
+      if (!t?.call_id) continue;
+      this.tools.set(t.call_id, {
+        id: t.call_id, runId: t.run_id ?? null, tool: t.tool ?? null, args: t.args ?? null,
+        status: ["ok", "error"].includes(t.status) ? t.status : "running",
+        output: t.output ?? null, error: t.error ?? null, after: t.after_message_id ?? null,
+      });
+    }
     // The snapshot's pending list replaces ours. Resolved ones we saw are history that
     // cannot change, so they stay (same session only; a pending one the snapshot lacks was
     // resolved while we were away, with an outcome we do not know: it goes).

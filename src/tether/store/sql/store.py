@@ -43,7 +43,7 @@ from tether.store.sql.tx import (
 from tether.store.sql.writer import GroupWriter
 
 T = TypeVar("T")
-MESSAGE_KINDS = ("message.user", "message.assistant")
+MESSAGE_KINDS = ("message.user", "message.assistant", "tool.started", "tool.finished")
 SNAPSHOT_RUNS = 50
 
 
