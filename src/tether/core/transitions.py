@@ -8,6 +8,7 @@ none does I/O of its own. A run's executor proves it still owns the run (status
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from tether.protocol.errors import ErrorCode, ProtocolError
@@ -32,6 +33,7 @@ from tether.store.contract import (
     RunRecord,
     StoreTx,
     new_id,
+    utc_day,
     utcnow,
 )
 
@@ -126,6 +128,49 @@ async def promote_next(tx: StoreTx, session_id: str, lease: Lease) -> RunRecord 
 
 
 @dataclass(frozen=True, slots=True)
+class DailyQuota:
+    """Per-user caps per UTC day (0 = none): runs admitted, model tokens used."""
+
+    max_runs: int = 0
+    max_tokens: int = 0
+
+
+def _ms_to_next_day() -> int:
+    now = utcnow()
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
+    return max(1, int((midnight - now).total_seconds() * 1000))
+
+
+async def charge_run(tx: StoreTx, owner: str, command_id: str, quota: DailyQuota) -> None:
+    """Count one run against ``owner``'s day in this transaction, or refuse with
+    ``quota_exceeded`` (retry after the UTC day ends). Runs are counted when admitted
+    (started or queued) and on every retry; a rollback uncounts them."""
+    if await tx.charge_run(owner, utc_day(), quota.max_runs, quota.max_tokens) is None:
+        raise ProtocolError(
+            ErrorCode.QUOTA_EXCEEDED,
+            "daily quota of runs or model tokens used up",
+            command_id,
+            retry_after_ms=_ms_to_next_day(),
+        )
+
+
+async def record_usage(tx: StoreTx, session_id: str, used: dict[str, int] | None) -> None:
+    """Add a run step's model usage to its session owner's day."""
+    if not used:
+        return
+    session = await tx.lock_session(session_id)
+    if session is None:
+        return
+    await tx.add_usage(
+        session.owner,
+        utc_day(),
+        int(used.get("input_tokens", 0)),
+        int(used.get("output_tokens", 0)),
+        int(used.get("requests", 0)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRequest:
     session_id: str
     owner: str
@@ -133,6 +178,7 @@ class MessageRequest:
     content: str
     policy: str | None
     max_open_runs: int
+    quota: DailyQuota = DailyQuota()
 
 
 async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> CommandResult:
@@ -157,6 +203,7 @@ async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> Comma
             f"at most {req.max_open_runs} open runs per user",
             req.command_id,
         )
+    await charge_run(tx, req.owner, req.command_id, req.quota)
     start_now = not busy or policy == "interrupt"
     run = await _insert_run(tx, req, start_now, position=len(queued) + 1, lease=lease)
     result = {"run_id": run.id, "message_id": run.message_id}
@@ -271,6 +318,7 @@ async def finish_run(tx: StoreTx, run_id: str, outcome: Outcome, lease: Lease) -
         **outcome.fields,
     )
     await tx.append(run.session_id, [NewEvent(outcome.kind, outcome.data, run_id)])
+    await record_usage(tx, run.session_id, outcome.fields.get("usage"))
     started = await promote_next(tx, run.session_id, lease)
     await refresh_status(tx, run.session_id)
     return started
@@ -300,14 +348,24 @@ async def recover_run(tx: StoreTx, run_id: str, now_ms: int, lease: Lease) -> Ru
 RETRYABLE = frozenset({"failed", "cancelled"})
 
 
-async def retry_command(
-    tx: StoreTx, session_id: str, command_id: str, run_id: str | None, lease: Lease
-) -> CommandResult:
+@dataclass(frozen=True, slots=True)
+class RetryRequest:
+    session_id: str
+    owner: str
+    command_id: str
+    run_id: str | None
+    quota: DailyQuota = DailyQuota()
+
+
+async def retry_command(tx: StoreTx, req: RetryRequest, lease: Lease) -> CommandResult:
     """Run a failed, cancelled or interrupted run again as a new attempt (from its last
-    checkpoint when it has one); a completed or open run is a ``conflict``."""
+    checkpoint when it has one); a completed or open run is a ``conflict``. A retry
+    counts as a run against the daily quota."""
+    session_id, command_id = req.session_id, req.command_id
     if (replay := await _replayed(tx, session_id, command_id)) is not None:
         return replay
-    target = await _retry_target(tx, session_id, command_id, run_id)
+    target = await _retry_target(tx, session_id, command_id, req.run_id)
+    await charge_run(tx, req.owner, command_id, req.quota)
     busy = bool(await tx.runs_by_status(session_id, RUN_OPEN))
     status = "queued" if busy else "running"
     run = await tx.update_run(

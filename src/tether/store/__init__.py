@@ -12,9 +12,11 @@ from tether.store.contract import (
     StoreError,
     StoreTx,
     StoreUnavailable,
+    UsageRecord,
     VersionConflict,
     new_id,
     now_ms,
+    utc_day,
     utcnow,
 )
 from tether.store.factory import open_store
@@ -31,9 +33,11 @@ __all__ = [
     "StoreError",
     "StoreTx",
     "StoreUnavailable",
+    "UsageRecord",
     "VersionConflict",
     "new_id",
     "now_ms",
     "open_store",
+    "utc_day",
     "utcnow",
 ]

@@ -25,8 +25,10 @@ from tether.store.contract import (
     SessionRecord,
     SnapshotData,
     StoreUnavailable,
+    UsageRecord,
     WriteFn,
 )
+from tether.store.sql import usage as usage_sql
 from tether.store.sql.tables import commands, events, interrupts, runs, sessions
 from tether.store.sql.tx import (
     SqlTx,
@@ -283,6 +285,14 @@ class SqlStore:
                 return []
             rows = await conn.execute(run_events_stmt(session_id, run_id, kinds))
             return [event_from_row(row, session.epoch) for row in rows]
+
+    async def get_usage(self, owner: str, day: str) -> UsageRecord:
+        async with self._reading() as conn:
+            return await usage_sql.get_usage(conn, owner, day)
+
+    async def count_active_runs(self, owner: str) -> int:
+        async with self._reading() as conn:
+            return await SqlTx(conn).count_active_runs(owner)
 
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:

@@ -8,6 +8,7 @@ rollback leaves no gap. No database sequence is involved.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +24,12 @@ from tether.store.contract import (
     NotFound,
     RunRecord,
     SessionRecord,
+    UsageRecord,
     VersionConflict,
     utcnow,
 )
-from tether.store.sql.tables import commands, events, interrupts, runs, sessions
+from tether.store.sql import usage as usage_sql
+from tether.store.sql.tables import commands, events, interrupts, runs, search_context, sessions
 
 SESSION_FIELDS = frozenset({"title", "agent", "metadata", "policy", "status", "epoch"})
 RUN_FIELDS = frozenset(
@@ -164,7 +167,7 @@ class SqlTx:
         await self.conn.execute(stmt)
 
     async def delete_session(self, session_id: str) -> bool:
-        for table in (events, runs, commands, interrupts):
+        for table in (events, runs, commands, interrupts, search_context):
             await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
         result = await self.conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
         return bool(result.rowcount)
@@ -295,3 +298,23 @@ class SqlTx:
         epoch = session.epoch if session else ""
         rows = await self.conn.execute(run_events_stmt(session_id, run_id, kinds))
         return [event_from_row(row, epoch) for row in rows]
+
+    async def charge_run(
+        self, owner: str, day: str, max_runs: int, max_tokens: int
+    ) -> UsageRecord | None:
+        return await usage_sql.charge_run(self.conn, owner, day, max_runs, max_tokens)
+
+    async def add_usage(
+        self, owner: str, day: str, input_tokens: int, output_tokens: int, requests: int
+    ) -> None:
+        await usage_sql.add_usage(
+            self.conn,
+            owner,
+            day,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            requests=requests,
+        )
+
+    async def delete_idle_sessions(self, idle_before: datetime, limit: int) -> list[str]:
+        return await usage_sql.delete_idle_sessions(self.conn, idle_before, limit)
