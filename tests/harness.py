@@ -10,7 +10,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,34 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         server.should_exit = True
         async with asyncio.timeout(15):
             await task
+        sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[Running]:
+    """The same server on its own event loop in a thread, for synchronous test drivers
+    (hypothesis, schemathesis). Only talk to it over the network."""
+    app = create_app(settings)
+    sock = bound_socket()
+    config = uvicorn.Config(
+        app, log_config=None, lifespan="on", ws_max_size=settings.max_frame_bytes
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="tether-test-server"
+    )
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        if not server.started:
+            raise RuntimeError("test server did not start within 15 s")
+        yield Running(sock.getsockname()[1], app.state.engine)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
         sock.close()
 
 
