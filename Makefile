@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck unit web-test bench clean
+.PHONY: run test install lint typecheck unit web-test asyncapi-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,19 @@ web-test:
 	@if command -v node >/dev/null 2>&1; then node --test tests/web/; \
 	else echo "node not found: skipping the page's state tests"; fi
 
-test: install lint typecheck web-test
+# The official AsyncAPI JSON schemas (npm @asyncapi/specs) for tests/integration/test_asyncapi.py
+asyncapi-deps: tests/asyncapi/node_modules/.package-lock.json
+
+tests/asyncapi/node_modules/.package-lock.json: tests/asyncapi/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/asyncapi && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the AsyncAPI schema test will skip (fail under CI=true)"; fi
+
+test: install lint typecheck web-test asyncapi-deps
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build tests/asyncapi/node_modules
