@@ -97,3 +97,17 @@ def test_settings_refuse_unsafe_combinations() -> None:
         Settings(auth="token", api_tokens="short=bob", _env_file=None)  # type: ignore[call-arg]
     ok = Settings(auth="token", api_tokens="tok-alice-1=alice, tok-bob-22=bob", _env_file=None)  # type: ignore[call-arg]
     assert ok.token_map() == {"tok-alice-1": "alice", "tok-bob-22": "bob"}
+
+
+def test_served_sockets_get_tcp_nodelay() -> None:
+    """asyncio sets TCP_NODELAY on accepted sockets only when the listening socket says
+    IPPROTO_TCP; without it, frames sent back to back wait for a delayed ACK (~40 ms)."""
+    import socket
+
+    from tether.cli import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

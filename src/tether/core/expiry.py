@@ -32,6 +32,10 @@ class SessionReaper:
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         """Start the periodic sweep (not when ``ttl_s`` is 0: sessions live forever)."""
         if self._ttl_s > 0 and self._task is None:
