@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"tether: invalid settings: {exc}\n")
         return 2
-    configure_logging(settings.log_format, settings.log_level)
     if args.command == "token":
         if args.ttl < 1 or not args.user.strip():
             sys.stderr.write("tether: --user must be non-empty and --ttl at least 1\n")
             return 2
         return create_token(settings, args.user, args.ttl)
+    configure_logging(settings.log_format, settings.log_level)
     if args.command == "migrate" or getattr(args, "migrate", False):
         migrate(settings)
     if args.command == "serve":
