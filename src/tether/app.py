@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from tether.agents.registry import AgentRegistry
 from tether.api import docs, problems, rest, usage, ws
 from tether.api.auth import Authenticator, origin_allowed
+from tether.api.bodylimit import BodyLimit
 from tether.core.engine import Engine
 from tether.settings import Settings
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings, registry: AgentRegistry | None = None) -> Fas
     app.state.auth = Authenticator(settings)
     problems.install(app)
     _guard_origin(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_frame_bytes)
     app.include_router(rest.router)
     app.include_router(usage.router)
     app.include_router(docs.router)

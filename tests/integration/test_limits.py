@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -254,3 +255,27 @@ async def test_a_flooding_user_is_limited_while_another_users_run_completes(
         assert codes.count(None) <= settings.message_burst
         await flooder.close()
         await victim.close()
+
+
+async def chunks(body: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(body), 1000):
+        yield body[i : i + 1000]
+
+
+async def test_rest_bodies_are_capped_like_frames(sqlite_url: str) -> None:
+    json_type = {"content-type": "application/json"}
+    async with (
+        serve(make_settings(sqlite_url, max_frame_bytes=4096)) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=10) as http,
+    ):
+        big = json.dumps({"title": "t", "metadata": {"k": "v" * 5000}}).encode()
+        declared = await http.post("/v1/sessions", content=big, headers=json_type)
+        assert (declared.status_code, declared.json()["code"]) == (413, "too_large")
+        chunked = await http.post("/v1/sessions", content=chunks(big), headers=json_type)
+        assert chunked.status_code == 413
+        assert chunked.headers["content-type"] == "application/problem+json"
+        small = json.dumps({"title": "chunked ok"}).encode()
+        fine = await http.post("/v1/sessions", content=chunks(small), headers=json_type)
+        assert (fine.status_code, fine.json()["title"]) == (201, "chunked ok")
+        listed = (await http.get("/v1/sessions")).json()["items"]
+        assert [s["title"] for s in listed] == ["chunked ok"], "nothing half-created"
