@@ -44,6 +44,7 @@ test: install lint typecheck web-test asyncapi-deps
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.noisy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build tests/asyncapi/node_modules

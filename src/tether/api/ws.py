@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 from collections import deque
@@ -46,6 +47,7 @@ from tether.store.contract import NotFound, SessionRecord, StoreError
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
+MAX_READ_PAUSE_S = 5.0
 
 
 def decode_limits(engine: Engine) -> DecodeLimits:
@@ -273,15 +275,27 @@ class Connection:
         ):
             raise Closing(CloseCode.POLICY_VIOLATION, "too many bad frames")
 
-    async def _handle(self, session_id: str, raw: str | bytes) -> BaseModel | None:
+    async def _throttle(self) -> bool:
+        """The per-connection frame bucket. An over-limit frame is answered
+        ``rate_limited`` and dropped, then this socket is not read until a token is back:
+        TCP backpressure slows the flooder instead of the server paying for every frame."""
         wait_s = self._bucket.take(time.monotonic())
-        if wait_s > 0:
-            self.engine.metrics.rate_limited.labels(scope="frames").inc()
-            return ErrorFrame(
+        if wait_s <= 0:
+            return False
+        self.engine.metrics.rate_limited.labels(scope="frames").inc()
+        self._reply(
+            ErrorFrame(
                 code=ErrorCode.RATE_LIMITED,
                 message="too many frames",
-                retry_after_ms=max(1, int(wait_s * 1000)),
+                retry_after_ms=max(1, math.ceil(wait_s * 1000)),
             )
+        )
+        await asyncio.sleep(min(wait_s, MAX_READ_PAUSE_S))
+        return True
+
+    async def _handle(self, session_id: str, raw: str | bytes) -> BaseModel | None:
+        if await self._throttle():
+            return None
         try:
             frame = decode(raw, self.limits)
         except ProtocolError as exc:
