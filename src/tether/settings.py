@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("limiter_url")
+    @classmethod
+    def _limiter(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("TETHER_LIMITER_URL must be 'memory' or redis://host:port/db")
+        return value
+
     @model_validator(mode="after")
     def _check_auth(self) -> Settings:
         if self.auth == "token" and not self.token_map():
