@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -74,3 +75,15 @@ async def test_memory_limiter_is_bounded() -> None:
 def test_unknown_limiter_url_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported limiter URL"):
         open_limiter("memcached://x")
+
+
+async def test_redis_limiter_fails_open_when_redis_is_down() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    limiter = open_limiter(f"redis://127.0.0.1:{port}/0")
+    try:
+        decisions = [await limiter.take(key(), Rate(0.001, 1), 1.0) for _ in range(3)]
+    finally:
+        await limiter.close()
+    assert decisions == [Decision(True)] * 3

@@ -7,10 +7,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.contract.test_store import make_session
 from tests.harness import close_code, make_settings, raw_connect, recv_until, serve
 from tests.integration.test_ws import is_event, send
-from tether.store import utcnow
+from tether.core.expiry import SessionReaper
+from tether.core.hub import CloseRequest, Hub, Outbox
+from tether.store import CommandRecord, NewEvent, SessionRecord, Store, StoreTx, new_id, utcnow
+from tether.store.sql import tables
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -46,3 +52,36 @@ async def test_reaper_spares_recent_sessions_and_is_off_by_default(sqlite_url: s
         assert await close_code(ws) == 4404
     async with serve(make_settings(sqlite_url)) as server:
         assert not server.engine.reaper.running, "TETHER_SESSION_TTL_S=0 keeps sessions"
+
+
+async def test_reaper_expires_one_thousand_idle_sessions_and_their_rows(store: Store) -> None:
+    owner = f"reap-{new_id()}"
+    sessions = [make_session(owner) for _ in range(1_000)]
+
+    async def seed(tx: StoreTx, batch: list[SessionRecord]) -> None:
+        for session in batch:
+            await tx.insert_session(session)
+            await tx.append(session.id, [NewEvent("session.created", {}), NewEvent("x", {})])
+            await tx.insert_command(CommandRecord(session.id, "c1", "message", {}))
+
+    for start in range(0, 1_000, 100):
+        batch = sessions[start : start + 100]
+        await store.write(lambda tx, b=batch: seed(tx, b))  # type: ignore[misc]
+    hub = Hub(max_per_session=4, max_total=100)
+    outbox = Outbox(8)
+    hub.subscribe(sessions[0].id, outbox)
+    reaper = SessionReaper(store, hub, ttl_s=60, interval_s=1)
+    assert await reaper.reap_once() == 0, "not idle for a minute yet"
+    assert await reaper.reap_once(now=utcnow() + timedelta(minutes=2)) >= 1_000
+    assert await store.list_sessions(owner, 2_000) == []
+    ids = [s.id for s in sessions]
+    engine = create_async_engine(store.url)  # type: ignore[attr-defined]
+    try:
+        async with engine.connect() as conn:
+            for table in (tables.sessions, tables.events, tables.commands):
+                column = table.c.id if table is tables.sessions else table.c.session_id
+                count = await conn.scalar(sa.select(sa.func.count()).where(column.in_(ids)))
+                assert count == 0, table.name
+    finally:
+        await engine.dispose()
+    assert await outbox.get() == CloseRequest(4404, "session expired")

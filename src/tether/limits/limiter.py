@@ -16,7 +16,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import structlog
+from redis.exceptions import RedisError
+
 from tether.limits.bucket import TokenBucket
+
+log = structlog.get_logger(__name__)
 
 MEMORY_MAX_KEYS = 100_000
 
@@ -109,7 +114,10 @@ return {allowed, tostring(wait)}
 
 
 class RedisLimiter:
-    """Buckets in Redis under ``prefix``; one ``EVALSHA`` per ``take``."""
+    """Buckets in Redis under ``prefix``; one ``EVALSHA`` per ``take``.
+
+    Fails open: when Redis does not answer, the take is allowed (and logged), so a limiter
+    outage degrades protection instead of refusing every user."""
 
     def __init__(self, url: str, prefix: str = "tether:rl:") -> None:
         from redis.asyncio import Redis
@@ -125,7 +133,11 @@ class RedisLimiter:
             repr(float(cost)),
             repr(now_s),
         ]
-        allowed, wait = await self._script(keys=[self._prefix + key], args=args)
+        try:
+            allowed, wait = await self._script(keys=[self._prefix + key], args=args)
+        except (RedisError, OSError) as exc:
+            log.warning("limiter_unavailable_failing_open", error=str(exc))
+            return Decision(True)
         if int(allowed) == 1:
             return Decision(True)
         wait_s = float(wait)
