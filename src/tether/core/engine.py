@@ -16,9 +16,9 @@ from tether.bus import Bus, open_bus
 from tether.core.expiry import SessionReaper
 from tether.core.hub import Hub
 from tether.core.interrupts import Deadlines
+from tether.core.quotas import DailyQuota
 from tether.core.runs import RunConfig, RunManager
 from tether.core.sessions import SessionLimits, Sessions
-from tether.core.transitions import DailyQuota
 from tether.limits.guard import OpenCounts, Rates, Scope, UserLimits
 from tether.limits.limiter import Limiter, Rate, open_limiter
 from tether.metrics import Metrics

@@ -21,6 +21,7 @@ from tether.agents.runner import AgentEvent, AgentFailed, Finished, Paused, RunI
 from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.output import End, barriers, coalesce, produce, release, to_new_event
+from tether.core.quotas import record_usage
 from tether.metrics import Metrics
 from tether.protocol.events import EventKind, RunCompletedData, SessionData
 from tether.store.contract import (
@@ -327,7 +328,7 @@ def _pause(
 
     async def op(tx: StoreTx) -> list[InterruptRecord]:
         records = await hitl.pause_run(tx, run.id, paused, lease, now, limits)
-        await tr.record_usage(tx, run.session_id, paused.usage)
+        await record_usage(tx, run.session_id, paused.usage)
         return records
 
     return op

@@ -14,6 +14,7 @@ from tether.agents.registry import AgentRegistry
 from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.hub import Hub
+from tether.core.quotas import DailyQuota
 from tether.core.runs import RunManager
 from tether.limits.guard import Scope, UserLimits
 from tether.metrics import Metrics
@@ -46,7 +47,7 @@ class SessionLimits:
     max_open_runs_per_user: int
     default_agent: str
     max_metadata_keys: int = 64
-    quota: tr.DailyQuota = field(default_factory=tr.DailyQuota)
+    quota: DailyQuota = field(default_factory=DailyQuota)
 
 
 def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
