@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck unit web-test e2e browser bench clean
+.PHONY: run test install lint typecheck unit web-test asyncapi-deps e2e browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,20 @@ browser:
 e2e: install browser
 	$(BIN)/pytest tests/e2e
 
-test: install lint typecheck web-test browser
+# The official AsyncAPI JSON schemas (npm @asyncapi/specs) for tests/integration/test_asyncapi.py
+asyncapi-deps: tests/asyncapi/node_modules/.package-lock.json
+
+tests/asyncapi/node_modules/.package-lock.json: tests/asyncapi/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/asyncapi && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the AsyncAPI schema test will skip (fail under CI=true)"; fi
+
+test: install lint typecheck web-test asyncapi-deps browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.noisy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build artifacts tests/asyncapi/node_modules

@@ -10,7 +10,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ def free_port() -> int:
 
 
 def bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(256)
@@ -81,6 +82,34 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
         server.should_exit = True
         async with asyncio.timeout(15):
             await task
+        sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[Running]:
+    """The same server on its own event loop in a thread, for synchronous test drivers
+    (hypothesis, schemathesis). Only talk to it over the network."""
+    app = create_app(settings)
+    sock = bound_socket()
+    config = uvicorn.Config(
+        app, log_config=None, lifespan="on", ws_max_size=settings.max_frame_bytes
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="tether-test-server"
+    )
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        if not server.started:
+            raise RuntimeError("test server did not start within 15 s")
+        yield Running(sock.getsockname()[1], app.state.engine)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
         sock.close()
 
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from tether.agents.registry import AgentRegistry
-from tether.api import problems, rest, ws
+from tether.api import docs, problems, rest, usage, ws
 from tether.api.auth import Authenticator, origin_allowed
+from tether.api.bodylimit import BodyLimit
 from tether.core.engine import Engine
 from tether.settings import Settings
 
@@ -42,10 +44,14 @@ def create_app(settings: Settings, registry: AgentRegistry | None = None) -> Fas
     app.state.auth = Authenticator(settings)
     problems.install(app)
     _guard_origin(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_frame_bytes)
     app.include_router(rest.router)
+    app.include_router(usage.router)
+    app.include_router(docs.router)
     app.include_router(ws.router)
     _ops_routes(app, engine)
     _web_routes(app)
+    problems.document(app)
     return app
 
 
@@ -78,12 +84,23 @@ def _guard_origin(app: FastAPI, settings: Settings) -> None:
         return JSONResponse(body, status_code=403, media_type=problems.PROBLEM)
 
 
+class Readiness(BaseModel):
+    status: str
+    store: str
+    bus: str | None = None
+
+
 def _ops_routes(app: FastAPI, engine: Engine) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "server_id": engine.server_id}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "store unreachable"}},
+    )
     async def readyz() -> JSONResponse:
         try:
             await engine.store.ping()
@@ -91,7 +108,12 @@ def _ops_routes(app: FastAPI, engine: Engine) -> None:
             return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
         return JSONResponse({"status": "ready", "store": engine.store_kind, "bus": "local"})
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(engine.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

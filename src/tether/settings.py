@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+MIN_JWT_SECRET_BYTES = 32
 
 
 def is_loopback_host(host: str) -> bool:
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     jwt_public_key: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
+    jwt_leeway_s: float = Field(30.0, ge=0)
     allow_insecure_none: bool = False
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -85,6 +87,18 @@ class Settings(BaseSettings):
     frames_per_s: float = Field(50.0, gt=0)
     frame_burst: int = Field(100, ge=1)
     max_active_runs_per_user: int = Field(8, ge=1)
+    max_metadata_keys: int = Field(64, ge=1)
+    max_connections_per_user: int = Field(64, ge=1)
+    max_runs_per_day: int = Field(0, ge=0)
+    max_tokens_per_day: int = Field(0, ge=0)
+    limiter_url: str = "memory"
+    messages_per_s: float = Field(5.0, gt=0)
+    message_burst: int = Field(20, ge=1)
+    run_starts_per_s: float = Field(2.0, gt=0)
+    run_start_burst: int = Field(10, ge=1)
+    connects_per_s: float = Field(2.0, gt=0)
+    connect_burst: int = Field(20, ge=1)
+    session_reap_interval_s: float = Field(60.0, gt=0)
     outbound_queue_frames: int = Field(1024, ge=8)
     replay_batch_events: int = Field(200, ge=1)
     max_replay_events: int = Field(10_000, ge=1)
@@ -106,16 +120,36 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("limiter_url")
+    @classmethod
+    def _limiter(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("TETHER_LIMITER_URL must be 'memory' or redis://host:port/db")
+        return value
+
     @model_validator(mode="after")
     def _check_auth(self) -> Settings:
         if self.auth == "token" and not self.token_map():
             raise ValueError("TETHER_AUTH=token needs TETHER_API_TOKENS (token1=alice,...)")
+        if self.auth == "jwt":
+            self._check_jwt()
         if self.auth == "none" and not is_loopback_host(self.host) and not self.allow_insecure_none:
             raise ValueError(
                 f"TETHER_AUTH=none refuses to serve on non-loopback host {self.host!r}; "
                 "use token or jwt auth, or set TETHER_ALLOW_INSECURE_NONE=true"
             )
         return self
+
+    def _check_jwt(self) -> None:
+        if bool(self.jwt_secret) == bool(self.jwt_public_key):
+            raise ValueError(
+                "TETHER_AUTH=jwt needs exactly one of TETHER_JWT_SECRET (HS256) "
+                "or TETHER_JWT_PUBLIC_KEY (RS256, PEM)"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"TETHER_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes (HS256)"
+            )
 
     def token_map(self) -> dict[str, str]:
         """``TETHER_API_TOKENS`` parsed into token → user; a malformed entry is an error."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,10 @@ from tether.store import (
     SessionRecord,
     Store,
     StoreTx,
+    UsageRecord,
     VersionConflict,
     new_id,
+    open_store,
     utcnow,
 )
 
@@ -91,7 +94,6 @@ async def test_gapless_seq_under_50_concurrent_appenders(
 
 async def test_concurrent_appenders_on_two_store_instances(store_url: str, store: Store) -> None:
     """Two writers (as two server processes would have) still produce one gapless log."""
-    from tether.store import open_store
 
     session = await create(store)
     other = open_store(store_url)
@@ -299,3 +301,96 @@ async def test_deleting_a_session_deletes_its_search_context(store: Store) -> No
     await put_context(store, context(session.id, "q", ["w/a.py"], 1), 3)
     assert await store.write(lambda tx: tx.delete_session(session.id))
     assert await store.list_search_context(session.id, 10) == []
+
+
+# ---------------------------------------------------------------- usage and quotas
+
+
+class Refused(Exception):
+    pass
+
+
+def charge(owner: str, day: str, max_runs: int, max_tokens: int = 0) -> Any:
+    async def op(tx: StoreTx) -> UsageRecord:
+        used = await tx.charge_run(owner, day, max_runs, max_tokens)
+        if used is None:
+            raise Refused(owner)
+        return used
+
+    return op
+
+
+async def test_run_quota_holds_exactly_under_20_concurrent_charges(
+    store_url: str, store: Store
+) -> None:
+    owner, day = f"q-{new_id()}", "2026-11-21"
+    others = [open_store(store_url) for _ in range(3)]
+    for other in others:
+        await other.start(lambda events: None)
+    try:
+        stores = [store, *others]
+        jobs = [stores[i % 4].write(charge(owner, day, max_runs=7)) for i in range(20)]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+    finally:
+        for other in others:
+            await other.close()
+    granted = [r for r in results if isinstance(r, UsageRecord)]
+    assert len(granted) == 7
+    assert sorted(r.runs for r in granted) == list(range(1, 8))
+    assert all(isinstance(r, Refused) for r in results if not isinstance(r, UsageRecord))
+    assert (await store.get_usage(owner, day)).runs == 7
+    assert (await store.get_usage(owner, "2026-11-22")).runs == 0, "a new day starts at zero"
+
+
+async def test_token_quota_and_usage_totals(store: Store) -> None:
+    owner, day = f"t-{new_id()}", "2026-11-21"
+    assert await store.write(charge(owner, day, max_runs=0, max_tokens=100))
+    await store.write(lambda tx: tx.add_usage(owner, day, 60, 30, 2))
+    assert await store.write(charge(owner, day, max_runs=0, max_tokens=100))
+    await store.write(lambda tx: tx.add_usage(owner, day, 5, 5, 1))
+    with pytest.raises(Refused):
+        await store.write(charge(owner, day, max_runs=0, max_tokens=100))
+    used = await store.get_usage(owner, day)
+    assert (used.runs, used.input_tokens, used.output_tokens, used.requests) == (2, 65, 35, 3)
+    assert used.tokens == 100
+    assert (await store.get_usage("nobody", day)) == UsageRecord("nobody", day)
+
+
+# ---------------------------------------------------------------- expiry
+
+
+async def test_one_thousand_idle_sessions_expire_with_all_their_rows(store: Store) -> None:
+    owner = f"idle-{new_id()}"
+    sessions = [make_session(owner) for _ in range(1_000)]
+
+    async def seed(tx: StoreTx, batch: list[SessionRecord]) -> None:
+        for session in batch:
+            await tx.insert_session(session)
+            await tx.append(session.id, [NewEvent("session.created", {}), NewEvent("x", {})])
+            await tx.insert_command(CommandRecord(session.id, "c1", "message", {}))
+
+    for start in range(0, 1_000, 100):
+        batch = sessions[start : start + 100]
+        await store.write(lambda tx, b=batch: seed(tx, b))  # type: ignore[misc]
+    cutoff = utcnow()
+    live = await create(store, owner)
+    expired: list[str] = []
+    while batch_ids := await store.write(lambda tx: tx.delete_idle_sessions(cutoff, 300)):
+        expired += [i for i in batch_ids if i.startswith("s")]
+    mine = {s.id for s in sessions}
+    assert mine <= set(expired)
+    assert live.id not in expired, "a session updated after the cutoff stays"
+    for session in sessions[:: 97]:
+        assert await store.get_session(session.id) is None
+        assert await store.read_events(session.id, 0, 10) == []
+        assert await store.get_command(session.id, "c1") is None
+    assert [s.id for s in await store.list_sessions(owner, 2_000)] == [live.id]
+
+
+async def test_busy_sessions_do_not_expire(store: Store) -> None:
+    session = await create(store)
+    await store.write(lambda tx: tx.set_session_status(session.id, "running"))
+    assert session.id not in await store.write(
+        lambda tx: tx.delete_idle_sessions(utcnow(), 1_000)
+    )
+    assert await store.get_session(session.id) is not None

@@ -24,7 +24,8 @@ TOKENS = 60
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    async with serve(make_settings(url)) as running:
+    # RUNS back-to-back runs are more than the default per-user run-start burst allows.
+    async with serve(make_settings(url, run_start_burst=RUNS, message_burst=RUNS)) as running:
         yield running
 
 

@@ -55,6 +55,12 @@ def code_of(text: str | bytes) -> ErrorCode:
         ('{"type": "ping", "t": ' + "[" * 9 + "]" * 9 + "}", ErrorCode.INVALID),
         ("[" * 100_000 + "]" * 100_000, ErrorCode.TOO_LARGE),
         ('{"type":"ping","t":"' + "x" * 5000 + '"}', ErrorCode.TOO_LARGE),
+        ('{"type": "message", "id": "a", "content": "\\ud800"}', ErrorCode.INVALID),
+        ('{"type": "message", "id": "a", "content": "a\\u0000b"}', ErrorCode.INVALID),
+        ('{"type": "ping", "t": "\\udfff\\ud800"}', ErrorCode.INVALID),
+        ('{"type": "hello", "create": {"metadata": {"\\ud83d": 1}}}', ErrorCode.INVALID),
+        ('{"type": "hello", "create": {"metadata": {"": 1}}}', ErrorCode.INVALID),
+        ('{"type": "hello", "create": {"metadata": {"' + "k" * 129 + '": 1}}}', ErrorCode.INVALID),
     ],
 )
 def test_bad_input_gets_its_code(text: str, code: ErrorCode) -> None:
@@ -98,3 +104,22 @@ def test_close_actions_follow_the_table() -> None:
     assert close_action(CloseCode.UNAUTHENTICATED) is ClientAction.STOP
     assert close_action(CloseCode.TRY_AGAIN_LATER) is ClientAction.BACKOFF
     assert close_action(1006) is ClientAction.BACKOFF
+
+
+def test_paired_surrogates_and_other_unicode_are_fine() -> None:
+    frame = decode(
+        '{"type": "message", "id": "a", "content": "\\ud83d\\ude00 \u00e9 \u200b"}', LIMITS
+    )
+    assert isinstance(frame, MessageFrame)
+    assert frame.content == "\U0001f600 \u00e9 \u200b"
+
+
+def test_metadata_key_count_is_limited() -> None:
+    limits = DecodeLimits(max_metadata_bytes=10_000, max_metadata_keys=3)
+    ok = {"type": "hello", "create": {"metadata": {"a": 1, "b": 2, "c": 3}}}
+    assert isinstance(decode(json.dumps(ok), limits), HelloFrame)
+    ok["create"]["metadata"]["d"] = 4  # type: ignore[index]
+    with pytest.raises(ProtocolError) as caught:
+        decode(json.dumps(ok), limits)
+    assert caught.value.code == ErrorCode.INVALID
+    assert "more than 3 keys" in caught.value.message

@@ -120,3 +120,23 @@ def test_settings_refuse_unsafe_combinations() -> None:
         Settings(auth="token", api_tokens="short=bob", _env_file=None)  # type: ignore[call-arg]
     ok = Settings(auth="token", api_tokens="tok-alice-1=alice, tok-bob-22=bob", _env_file=None)  # type: ignore[call-arg]
     assert ok.token_map() == {"tok-alice-1": "alice", "tok-bob-22": "bob"}
+    opted_in = Settings(host="0.0.0.0", allow_insecure_none=True, _env_file=None)  # type: ignore[call-arg]
+    assert opted_in.auth == "none"
+    jwt_public = Settings(host="0.0.0.0", auth="jwt", jwt_secret="k" * 32, _env_file=None)  # type: ignore[call-arg]
+    assert jwt_public.jwt_leeway_s == 30
+    with pytest.raises(ValueError, match="TETHER_LIMITER_URL"):
+        Settings(limiter_url="memcached://x", _env_file=None)  # type: ignore[call-arg]
+
+
+def test_served_sockets_get_tcp_nodelay() -> None:
+    """asyncio sets TCP_NODELAY on accepted sockets only when the listening socket says
+    IPPROTO_TCP; without it, frames sent back to back wait for a delayed ACK (~40 ms)."""
+    import socket
+
+    from tether.cli import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from tether.core.sessions import Forbidden
@@ -30,7 +31,12 @@ TITLES = {
     503: "unavailable",
 }
 CODES = {
+    400: ErrorCode.BAD_FRAME,
     401: "unauthenticated",
+    403: ErrorCode.FORBIDDEN,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.TOO_LARGE,
+    429: ErrorCode.RATE_LIMITED,
     404: ErrorCode.NOT_FOUND,
     412: ErrorCode.CONFLICT,
     422: ErrorCode.INVALID,
@@ -115,3 +121,79 @@ def install(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request_failed", path=request.url.path)
         return _respond(500, "internal error", request, code=ErrorCode.INTERNAL)
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document; ``code`` is one of the protocol's error codes."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+REASONS = {
+    400: "Body is not valid JSON",
+    401: "Not authenticated (Bearer token missing or invalid)",
+    403: "Origin not allowed",
+    404: "No such session (or not the caller's)",
+    409: "Conflict with the current state (busy, already done)",
+    412: "Stale If-Match",
+    413: "Body or field too large",
+    422: "Request failed validation",
+    429: "Rate limited or quota exceeded (see Retry-After)",
+    500: "Internal error",
+    503: "Store unavailable (see Retry-After)",
+}
+
+
+def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    """The problem statuses an operation can answer, from its path, method and inputs."""
+    codes = {403, 500}
+    if path.startswith("/v1/"):
+        codes |= {401, 429, 503}
+    if operation.get("parameters") or operation.get("requestBody"):
+        codes.add(422)
+    if "{session_id}" in path:
+        codes.add(404)
+    if operation.get("requestBody"):
+        codes.add(400)
+    if method in {"post", "patch"}:
+        codes |= {409, 413}
+    if method == "patch":
+        codes.add(412)
+    return sorted(codes)
+
+
+REF = "#/components/schemas/{model}"
+
+
+def document(app: FastAPI) -> None:
+    """Make ``/openapi.json`` say what the API answers: every error is a problem document
+    (``application/problem+json``), listed per operation with its status."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = ProblemOut.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        body = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, methods in spec.get("paths", {}).items():
+            for method, operation in methods.items():
+                responses = operation.setdefault("responses", {})
+                for status in _statuses(path, method, operation):
+                    responses[str(status)] = {"description": REASONS[status], "content": body}
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 from collections import deque
+from typing import NoReturn
 
 import structlog
 from fastapi import APIRouter, WebSocket
@@ -24,7 +26,8 @@ from tether.core.hub import Outbox, TooManyConnections
 from tether.core.sessions import Forbidden
 from tether.core.stream import Closing, EventStream, can_resume
 from tether.limits.bucket import TokenBucket
-from tether.protocol.codec import DecodeLimits, decode
+from tether.limits.guard import Scope, TooManyOpen
+from tether.protocol.codec import DecodeLimits, decode, encode
 from tether.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from tether.protocol.frames import (
     AckFrame,
@@ -44,6 +47,7 @@ from tether.store.contract import NotFound, SessionRecord, StoreError
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
+MAX_READ_PAUSE_S = 5.0
 
 
 def decode_limits(engine: Engine) -> DecodeLimits:
@@ -54,6 +58,7 @@ def decode_limits(engine: Engine) -> DecodeLimits:
         max_json_depth=s.max_json_depth,
         max_command_id_chars=s.max_command_id_chars,
         max_metadata_bytes=s.max_metadata_bytes,
+        max_metadata_keys=s.max_metadata_keys,
     )
 
 
@@ -113,12 +118,29 @@ class Connection:
             raise Closing(CloseCode.BAD_HELLO, "the first frame must be hello")
         return frame
 
-    async def attach(self, hello: HelloFrame) -> SessionRecord:
+    async def authenticate(self, hello: HelloFrame) -> str:
+        """The caller's user, after the per-user connection rate and open-socket cap
+        (refused with an ``error`` frame, then close 1013). Never logs the token."""
         token = hello.token or bearer(self.ws.headers.get("authorization"))
         user = self.auth.user_for(token)
         if user is None:
             raise Closing(CloseCode.UNAUTHENTICATED, "not authenticated")
+        try:
+            await self.engine.guard.take(user, Scope.CONNECTS)
+            self.engine.open_counts.acquire(user)
+        except ProtocolError as exc:
+            await self.refuse(exc)
+        except TooManyOpen as exc:
+            await self.refuse(ProtocolError(ErrorCode.QUOTA_EXCEEDED, str(exc)))
         self.user = user
+        return user
+
+    async def refuse(self, exc: ProtocolError) -> NoReturn:
+        with contextlib.suppress(Exception):
+            await self.send_text(encode(error_frame(exc)))
+        raise Closing(CloseCode.TRY_AGAIN_LATER, exc.message)
+
+    async def attach(self, hello: HelloFrame, user: str) -> SessionRecord:
         sessions = self.engine.sessions
         if hello.session_id is None:
             spec = hello.create or CreateSpec()
@@ -141,7 +163,14 @@ class Connection:
 
     async def serve(self) -> None:
         hello = await self.hello()
-        session = await self.attach(hello)
+        user = await self.authenticate(hello)
+        try:
+            await self._attached(hello, user)
+        finally:
+            self.engine.open_counts.release(user)
+
+    async def _attached(self, hello: HelloFrame, user: str) -> None:
+        session = await self.attach(hello, user)
         self.log = self.log.bind(session_id=session.id, user=self.user)
         try:
             self.engine.hub.subscribe(session.id, self.outbox)
@@ -246,15 +275,27 @@ class Connection:
         ):
             raise Closing(CloseCode.POLICY_VIOLATION, "too many bad frames")
 
-    async def _handle(self, session_id: str, raw: str | bytes) -> BaseModel | None:
+    async def _throttle(self) -> bool:
+        """The per-connection frame bucket. An over-limit frame is answered
+        ``rate_limited`` and dropped, then this socket is not read until a token is back:
+        TCP backpressure slows the flooder instead of the server paying for every frame."""
         wait_s = self._bucket.take(time.monotonic())
-        if wait_s > 0:
-            self.engine.metrics.rate_limited.labels(scope="frames").inc()
-            return ErrorFrame(
+        if wait_s <= 0:
+            return False
+        self.engine.metrics.rate_limited.labels(scope="frames").inc()
+        self._reply(
+            ErrorFrame(
                 code=ErrorCode.RATE_LIMITED,
                 message="too many frames",
-                retry_after_ms=max(1, int(wait_s * 1000)),
+                retry_after_ms=max(1, math.ceil(wait_s * 1000)),
             )
+        )
+        await asyncio.sleep(min(wait_s, MAX_READ_PAUSE_S))
+        return True
+
+    async def _handle(self, session_id: str, raw: str | bytes) -> BaseModel | None:
+        if await self._throttle():
+            return None
         try:
             frame = decode(raw, self.limits)
         except ProtocolError as exc:

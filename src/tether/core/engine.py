@@ -14,10 +14,14 @@ import structlog
 from tether.agents.assistant import ModelSettings
 from tether.agents.registry import AgentRegistry, default_registry
 from tether.bus import Bus, open_bus
+from tether.core.expiry import SessionReaper
 from tether.core.hub import Hub
 from tether.core.interrupts import Deadlines
+from tether.core.quotas import DailyQuota
 from tether.core.runs import RunConfig, RunManager
 from tether.core.sessions import SessionLimits, Sessions
+from tether.limits.guard import OpenCounts, Rates, Scope, UserLimits
+from tether.limits.limiter import Limiter, Rate, open_limiter
 from tether.metrics import Metrics
 from tether.settings import Settings
 from tether.store.contract import EventRecord, Store
@@ -28,6 +32,14 @@ from tether.workspace.scan import ScanLimits
 from tether.workspace.service import WorkspaceConfig, WorkspaceService
 
 log = structlog.get_logger(__name__)
+
+
+def _rates(s: Settings) -> Rates:
+    return Rates(
+        messages=Rate(s.messages_per_s, s.message_burst),
+        run_starts=Rate(s.run_starts_per_s, s.run_start_burst),
+        connects=Rate(s.connects_per_s, s.connect_burst),
+    )
 
 
 class Engine:
@@ -49,8 +61,20 @@ class Engine:
         self.bus: Bus = open_bus(settings.bus_url)
         self.hub = Hub(settings.max_connections_per_session, settings.max_connections)
         self.runs = RunManager(self.store, self.registry, self._run_config(), self.metrics)
+        self.limiter: Limiter = open_limiter(settings.limiter_url)
+        self.guard = UserLimits(self.limiter, _rates(settings), self._count_refusal)
+        self.open_counts = OpenCounts(settings.max_connections_per_user)
         self.sessions = Sessions(
-            self.store, self.hub, self.runs, self.registry, self._limits(), self.metrics
+            self.store,
+            self.hub,
+            self.runs,
+            self.registry,
+            self._limits(),
+            self.metrics,
+            self.guard,
+        )
+        self.reaper = SessionReaper(
+            self.store, self.hub, settings.session_ttl_s, settings.session_reap_interval_s
         )
         self._started = False
 
@@ -93,7 +117,12 @@ class Engine:
             max_open_runs_per_user=s.max_active_runs_per_user,
             default_agent=s.default_agent,
             workspace_root=s.workspace_root,
+            max_metadata_keys=s.max_metadata_keys,
+            quota=DailyQuota(s.max_runs_per_day, s.max_tokens_per_day),
         )
+
+    def _count_refusal(self, scope: Scope) -> None:
+        self.metrics.rate_limited.labels(scope=str(scope)).inc()
 
     def _on_commit(self, events: Sequence[EventRecord]) -> None:
         self.metrics.events_appended.inc(len(events))
@@ -104,16 +133,19 @@ class Engine:
         await self.bus.start(self.hub.dispatch)
         self._started = True
         await self.runs.start()
+        self.reaper.start()
         log.info("engine_started", server_id=self.server_id, store=self.store_kind)
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        await self.reaper.stop()
         await self.runs.stop()
         await self.bus.close()
         await self.locks.close()
         await self.store.close()
+        await self.limiter.close()
         log.info("engine_stopped", server_id=self.server_id)
 
     @property

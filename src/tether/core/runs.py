@@ -21,9 +21,18 @@ from tether.agents.runner import AgentEvent, AgentFailed, Finished, Paused, RunI
 from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.output import End, barriers, coalesce, produce, release, to_new_event
+from tether.core.quotas import record_usage
 from tether.metrics import Metrics
 from tether.protocol.events import EventKind, RunCompletedData, SessionData
-from tether.store.contract import NewEvent, RunRecord, Store, StoreError, StoreTx, now_ms
+from tether.store.contract import (
+    InterruptRecord,
+    NewEvent,
+    RunRecord,
+    Store,
+    StoreError,
+    StoreTx,
+    now_ms,
+)
 
 log = structlog.get_logger(__name__)
 PUMP_QUEUE_ITEMS = 256
@@ -186,9 +195,7 @@ class RunManager:
     async def _settle(self, run: RunRecord, result: tr.Outcome | Paused) -> list[RunRecord]:
         if isinstance(result, Paused):
             now, lease, limits = now_ms(), self.lease(), self._config.deadlines
-            records = await self._store.write(
-                lambda tx: hitl.pause_run(tx, run.id, result, lease, now, limits)
-            )
+            records = await self._store.write(_pause(run, result, lease, now, limits))
             for rec in records:
                 self._metrics.interrupts_opened.labels(kind=rec.kind).inc()
             return []
@@ -312,6 +319,19 @@ def _take_over(run_id: str, now: int, lease: tr.Lease) -> WriteOp:
 
 def _expire(interrupt_id: str, now: int, lease: tr.Lease) -> WriteOp:
     return lambda tx: hitl.expire_interrupt(tx, interrupt_id, now, lease)
+
+
+def _pause(
+    run: RunRecord, paused: Paused, lease: tr.Lease, now: int, limits: hitl.Deadlines
+) -> Callable[[StoreTx], Awaitable[list[InterruptRecord]]]:
+    """Pause the run and count the model usage of the step that led to the pause."""
+
+    async def op(tx: StoreTx) -> list[InterruptRecord]:
+        records = await hitl.pause_run(tx, run.id, paused, lease, now, limits)
+        await record_usage(tx, run.session_id, paused.usage)
+        return records
+
+    return op
 
 
 def _finish(run_id: str, outcome: tr.Outcome, lease: tr.Lease) -> WriteOp:

@@ -7,16 +7,18 @@ Ownership is checked here, once: a session that is not the caller's is ``Forbidd
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tether.agents.registry import AgentRegistry
 from tether.core import interrupts as hitl
 from tether.core import transitions as tr
 from tether.core.hub import Hub
+from tether.core.quotas import DailyQuota
 from tether.core.runs import RunManager
+from tether.limits.guard import Scope, UserLimits
 from tether.metrics import Metrics
-from tether.protocol.codec import check_metadata
+from tether.protocol.codec import check_metadata, check_text
 from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import EventKind, SessionData
 from tether.protocol.frames import Policy, SnapshotFrame
@@ -47,6 +49,8 @@ class SessionLimits:
     max_open_runs_per_user: int
     default_agent: str
     workspace_root: str | None = None
+    max_metadata_keys: int = 64
+    quota: DailyQuota = field(default_factory=DailyQuota)
 
 
 SNAPSHOT_TOOLS = 100
@@ -137,8 +141,10 @@ class Sessions:
         registry: AgentRegistry,
         limits: SessionLimits,
         metrics: Metrics,
+        guard: UserLimits,
     ) -> None:
         self._store = store
+        self._guard = guard
         self._hub = hub
         self._runs = runs
         self._registry = registry
@@ -146,12 +152,14 @@ class Sessions:
         self._metrics = metrics
 
     def _check(self, title: str | None, metadata: dict[str, Any] | None) -> None:
+        check_text(title)
         if title is not None and len(title) > self._limits.max_title_chars:
             raise ProtocolError(
                 ErrorCode.TOO_LARGE, f"title longer than {self._limits.max_title_chars} chars"
             )
         if metadata is not None:
-            check_metadata(metadata, self._limits.max_metadata_bytes)
+            limits = self._limits
+            check_metadata(metadata, limits.max_metadata_bytes, limits.max_metadata_keys)
             if "workspace" in metadata:
                 self._check_workspace(metadata["workspace"])
 
@@ -251,8 +259,18 @@ class Sessions:
     async def message(
         self, user: str, session_id: str, command_id: str, content: str, policy: Policy | None
     ) -> tr.CommandResult:
+        """Admit a user message (rate limits: messages and run starts, per user; quotas:
+        open runs and the daily caps, checked in the admitting transaction)."""
+        check_text(content)
+        await self._guard.take(user, Scope.MESSAGES, Scope.RUN_STARTS, command_id=command_id)
         request = tr.MessageRequest(
-            session_id, user, command_id, content, policy, self._limits.max_open_runs_per_user
+            session_id,
+            user,
+            command_id,
+            content,
+            policy,
+            self._limits.max_open_runs_per_user,
+            self._limits.quota,
         )
         lease = self._runs.lease()
         result: tr.CommandResult = await self._store.write(
@@ -281,6 +299,7 @@ class Sessions:
         answer: str | None,
         note: str | None,
     ) -> tr.CommandResult:
+        check_text([answer, note])
         request = hitl.RespondRequest(
             session_id, user, command_id, interrupt_id, approved, answer, note
         )
@@ -303,9 +322,11 @@ class Sessions:
     async def retry(
         self, user: str, session_id: str, command_id: str, run_id: str | None
     ) -> tr.CommandResult:
+        await self._guard.take(user, Scope.RUN_STARTS, command_id=command_id)
+        request = tr.RetryRequest(session_id, user, command_id, run_id, self._limits.quota)
         lease = self._runs.lease()
         result: tr.CommandResult = await self._store.write(
-            lambda tx: tr.retry_command(tx, session_id, command_id, run_id, lease)
+            lambda tx: tr.retry_command(tx, request, lease)
         )
         await self._after(result)
         return result

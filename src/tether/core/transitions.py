@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.core.quotas import DailyQuota, charge_run, record_usage
 from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import (
     ErrorInfo,
@@ -133,6 +134,7 @@ class MessageRequest:
     content: str
     policy: str | None
     max_open_runs: int
+    quota: DailyQuota = field(default_factory=DailyQuota)
 
 
 async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> CommandResult:
@@ -157,6 +159,7 @@ async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> Comma
             f"at most {req.max_open_runs} open runs per user",
             req.command_id,
         )
+    await charge_run(tx, req.owner, req.command_id, req.quota)
     start_now = not busy or policy == "interrupt"
     run = await _insert_run(tx, req, start_now, position=len(queued) + 1, lease=lease)
     result = {"run_id": run.id, "message_id": run.message_id}
@@ -271,6 +274,7 @@ async def finish_run(tx: StoreTx, run_id: str, outcome: Outcome, lease: Lease) -
         **outcome.fields,
     )
     await tx.append(run.session_id, [NewEvent(outcome.kind, outcome.data, run_id)])
+    await record_usage(tx, run.session_id, outcome.fields.get("usage"))
     started = await promote_next(tx, run.session_id, lease)
     await refresh_status(tx, run.session_id)
     return started
@@ -300,14 +304,24 @@ async def recover_run(tx: StoreTx, run_id: str, now_ms: int, lease: Lease) -> Ru
 RETRYABLE = frozenset({"failed", "cancelled"})
 
 
-async def retry_command(
-    tx: StoreTx, session_id: str, command_id: str, run_id: str | None, lease: Lease
-) -> CommandResult:
+@dataclass(frozen=True, slots=True)
+class RetryRequest:
+    session_id: str
+    owner: str
+    command_id: str
+    run_id: str | None
+    quota: DailyQuota = field(default_factory=DailyQuota)
+
+
+async def retry_command(tx: StoreTx, req: RetryRequest, lease: Lease) -> CommandResult:
     """Run a failed, cancelled or interrupted run again as a new attempt (from its last
-    checkpoint when it has one); a completed or open run is a ``conflict``."""
+    checkpoint when it has one); a completed or open run is a ``conflict``. A retry
+    counts as a run against the daily quota."""
+    session_id, command_id = req.session_id, req.command_id
     if (replay := await _replayed(tx, session_id, command_id)) is not None:
         return replay
-    target = await _retry_target(tx, session_id, command_id, run_id)
+    target = await _retry_target(tx, session_id, command_id, req.run_id)
+    await charge_run(tx, req.owner, command_id, req.quota)
     busy = bool(await tx.runs_by_status(session_id, RUN_OPEN))
     status = "queued" if busy else "running"
     run = await tx.update_run(

@@ -1,6 +1,13 @@
 """Protocol v1: frames, events, codec and the error/close-code table. Imports nothing of ours."""
 
-from tether.protocol.codec import DecodeLimits, check_metadata, decode, decode_server, encode
+from tether.protocol.codec import (
+    DecodeLimits,
+    check_metadata,
+    check_text,
+    decode,
+    decode_server,
+    encode,
+)
 from tether.protocol.errors import (
     ClientAction,
     CloseCode,
@@ -55,6 +62,7 @@ __all__ = [
     "SnapshotFrame",
     "WelcomeFrame",
     "check_metadata",
+    "check_text",
     "close_action",
     "decode",
     "decode_server",

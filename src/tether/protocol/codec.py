@@ -32,6 +32,7 @@ class DecodeLimits:
     max_json_depth: int = 32
     max_command_id_chars: int = 64
     max_metadata_bytes: int = 16_384
+    max_metadata_keys: int = 64
 
 
 def json_depth(value: Any) -> int:
@@ -49,6 +50,35 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def _unstorable(text: str) -> bool:
+    """Lone surrogates cannot be encoded as UTF-8 and NUL cannot be stored by Postgres:
+    neither is accepted anywhere, so every store keeps the same text."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_text(value: Any) -> None:
+    """Refuse (``invalid``) any string, key or value, holding NUL or a lone surrogate."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _unstorable(node):
+                raise ProtocolError(
+                    ErrorCode.INVALID, "text may not contain NUL or unpaired surrogates"
+                )
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _parse(text: str | bytes, limits: DecodeLimits) -> Any:
     if isinstance(text, bytes):
         raise ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not accepted; send JSON text")
@@ -64,6 +94,7 @@ def _parse(text: str | bytes, limits: DecodeLimits) -> Any:
         raise ProtocolError(ErrorCode.BAD_FRAME, f"not valid JSON: {exc}") from None
     if json_depth(value) > limits.max_json_depth:
         raise ProtocolError(ErrorCode.INVALID, f"JSON nesting deeper than {limits.max_json_depth}")
+    check_text(value)
     return value
 
 
@@ -94,11 +125,23 @@ def _check_limits(frame: BaseModel, limits: DecodeLimits, command_id: str | None
             command_id=command_id,
         )
     if isinstance(frame, HelloFrame) and frame.create and frame.create.metadata is not None:
-        check_metadata(frame.create.metadata, limits.max_metadata_bytes)
+        check_metadata(frame.create.metadata, limits.max_metadata_bytes, limits.max_metadata_keys)
 
 
-def check_metadata(metadata: dict[str, Any], max_bytes: int) -> None:
-    """Refuse metadata whose JSON encoding exceeds ``max_bytes``."""
+MAX_METADATA_KEY_CHARS = 128
+
+
+def check_metadata(metadata: dict[str, Any], max_bytes: int, max_keys: int = 64) -> None:
+    """Refuse metadata whose JSON encoding exceeds ``max_bytes`` (``too_large``), with
+    more than ``max_keys`` top-level keys, or a key that is empty or longer than
+    ``MAX_METADATA_KEY_CHARS`` (``invalid``)."""
+    check_text(metadata)
+    if len(metadata) > max_keys:
+        raise ProtocolError(ErrorCode.INVALID, f"metadata has more than {max_keys} keys")
+    if any(not 0 < len(key) <= MAX_METADATA_KEY_CHARS for key in metadata):
+        raise ProtocolError(
+            ErrorCode.INVALID, f"metadata keys must be 1..{MAX_METADATA_KEY_CHARS} characters"
+        )
     if len(json.dumps(metadata, separators=(",", ":")).encode()) > max_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"metadata exceeds {max_bytes} bytes")
 

@@ -13,9 +13,11 @@ from tether.store.contract import (
     StoreError,
     StoreTx,
     StoreUnavailable,
+    UsageRecord,
     VersionConflict,
     new_id,
     now_ms,
+    utc_day,
     utcnow,
 )
 from tether.store.factory import open_store
@@ -33,9 +35,11 @@ __all__ = [
     "StoreError",
     "StoreTx",
     "StoreUnavailable",
+    "UsageRecord",
     "VersionConflict",
     "new_id",
     "now_ms",
     "open_store",
+    "utc_day",
     "utcnow",
 ]

@@ -232,6 +232,35 @@ class SearchContextRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One user's consumption on one UTC day (``YYYY-MM-DD``)."""
+
+    owner: str
+    day: str
+    runs: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "runs": self.runs,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "requests": self.requests,
+        }
+
+
+def utc_day(at: datetime | None = None) -> str:
+    return (at or utcnow()).astimezone(UTC).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotData:
     """Everything a snapshot needs, read in one consistent read transaction."""
 
@@ -283,6 +312,23 @@ class StoreTx(Protocol):
         """Forget every session's entries whose ``paths`` include ``path``; returns how many."""
         ...
 
+    async def charge_run(
+        self, owner: str, day: str, max_runs: int, max_tokens: int
+    ) -> UsageRecord | None:
+        """Count one more run for ``owner`` on ``day`` unless that would pass ``max_runs``
+        or the day's tokens already reached ``max_tokens`` (0 = no cap). Atomic against
+        concurrent charges (row lock / write lock): exactly ``max_runs`` succeed. ``None``
+        when refused."""
+        ...
+
+    async def add_usage(
+        self, owner: str, day: str, input_tokens: int, output_tokens: int, requests: int
+    ) -> None: ...
+    async def delete_idle_sessions(self, idle_before: datetime, limit: int) -> list[str]:
+        """Delete up to ``limit`` sessions not updated since ``idle_before`` and with no
+        queued or running run, with all their rows; returns their ids."""
+        ...
+
 
 WriteFn = Callable[[StoreTx], Awaitable[T]]
 CommitHook = Callable[[Sequence[EventRecord]], None]
@@ -327,3 +373,9 @@ class Store(Protocol):
     async def list_search_context(self, session_id: str, limit: int) -> list[SearchContextRecord]:
         """The session's remembered searches, newest first."""
         ...
+
+    async def get_usage(self, owner: str, day: str) -> UsageRecord:
+        """``owner``'s usage on ``day`` (zeros when nothing was recorded)."""
+        ...
+
+    async def count_active_runs(self, owner: str) -> int: ...

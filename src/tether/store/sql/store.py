@@ -27,9 +27,11 @@ from tether.store.contract import (
     SessionRecord,
     SnapshotData,
     StoreUnavailable,
+    UsageRecord,
     WriteFn,
 )
 from tether.store.sql import search_context
+from tether.store.sql import usage as usage_sql
 from tether.store.sql.tables import commands, events, interrupts, runs, sessions
 from tether.store.sql.tx import (
     SqlTx,
@@ -310,6 +312,14 @@ class SqlStore:
     async def list_search_context(self, session_id: str, limit: int) -> list[SearchContextRecord]:
         async with self._reading() as conn:
             return await search_context.recent(conn, session_id, limit)
+
+    async def get_usage(self, owner: str, day: str) -> UsageRecord:
+        async with self._reading() as conn:
+            return await usage_sql.get_usage(conn, owner, day)
+
+    async def count_active_runs(self, owner: str) -> int:
+        async with self._reading() as conn:
+            return await SqlTx(conn).count_active_runs(owner)
 
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:

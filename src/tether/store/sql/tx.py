@@ -8,6 +8,7 @@ rollback leaves no gap. No database sequence is involved.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,10 +25,12 @@ from tether.store.contract import (
     RunRecord,
     SearchContextRecord,
     SessionRecord,
+    UsageRecord,
     VersionConflict,
     utcnow,
 )
 from tether.store.sql import search_context
+from tether.store.sql import usage as usage_sql
 from tether.store.sql.tables import commands, events, interrupts, runs, sessions
 from tether.store.sql.tables import search_context as search_context_table
 
@@ -304,3 +307,23 @@ class SqlTx:
 
     async def invalidate_search_context(self, path: str) -> int:
         return await search_context.invalidate(self.conn, path)
+
+    async def charge_run(
+        self, owner: str, day: str, max_runs: int, max_tokens: int
+    ) -> UsageRecord | None:
+        return await usage_sql.charge_run(self.conn, owner, day, max_runs, max_tokens)
+
+    async def add_usage(
+        self, owner: str, day: str, input_tokens: int, output_tokens: int, requests: int
+    ) -> None:
+        await usage_sql.add_usage(
+            self.conn,
+            owner,
+            day,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            requests=requests,
+        )
+
+    async def delete_idle_sessions(self, idle_before: datetime, limit: int) -> list[str]:
+        return await usage_sql.delete_idle_sessions(self.conn, idle_before, limit)
