@@ -15,6 +15,7 @@ from tether.protocol import (
     MessageFrame,
     ProtocolError,
     close_action,
+    codec,
     decode,
 )
 from tether.protocol.codec import json_depth
@@ -72,6 +73,24 @@ def test_deep_nesting_within_size_is_invalid_not_a_crash() -> None:
     with pytest.raises(ProtocolError) as caught:
         decode("[" * 200_000 + "]" * 200_000, limits)
     assert caught.value.code == ErrorCode.INVALID
+
+
+def test_nesting_is_refused_before_the_parser_recurses(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = DecodeLimits(max_frame_bytes=10_000_000, max_json_depth=32)
+    parsed: list[str] = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text: parsed.append(text) or real_loads(text))
+    for deep in ('{"a":' * 33 + "1" + "}" * 33, "[" * 5_000 + "]" * 5_000):
+        with pytest.raises(ProtocolError) as caught:
+            decode(deep, limits)
+        assert caught.value.code == ErrorCode.INVALID
+    assert parsed == []  # refused by the scan, never handed to the parser
+    # Brackets inside strings (escaped quotes too) are text, not nesting.
+    content = '[{\\"' * 500 + "]]"
+    frame = decode(json.dumps({"type": "message", "id": "m", "content": content}), limits)
+    assert isinstance(frame, MessageFrame) and frame.content == content
+    assert not codec._nesting_exceeds("[" * 32 + "]" * 32, 32)
+    assert codec._nesting_exceeds("[" * 33 + "]" * 33, 32)
 
 
 def test_error_carries_the_command_id_and_field_details() -> None:

@@ -6,6 +6,7 @@ Checks run cheapest first: size, JSON syntax, nesting depth, shape, ``type``, sc
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,25 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting_exceeds(text: str, max_depth: int) -> bool:
+    """True when the raw text nests brackets (outside strings) deeper than ``max_depth``.
+    Checked before ``json.loads``, so a hostile frame never drives the parser into deep
+    recursion (a ``RecursionError`` in a server thread). Cheap when brackets are few."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = 0
+    for char in brackets:
+        depth += 1 if char in "[{" else -1
+        if depth > max_depth:
+            return True
+    return False
+
+
 def _unstorable(text: str) -> bool:
     """Lone surrogates cannot be encoded as UTF-8 and NUL cannot be stored by Postgres:
     neither is accepted anywhere, so every store keeps the same text."""
@@ -84,9 +104,11 @@ def _parse(text: str | bytes, limits: DecodeLimits) -> Any:
         raise ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not accepted; send JSON text")
     if len(text.encode("utf-8", "surrogatepass")) > limits.max_frame_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"frame exceeds {limits.max_frame_bytes} bytes")
+    if _nesting_exceeds(text, limits.max_json_depth):
+        raise ProtocolError(ErrorCode.INVALID, f"JSON nesting deeper than {limits.max_json_depth}")
     try:
         value = json.loads(text)
-    except RecursionError:
+    except RecursionError:  # not reached after the scan above; kept as a last guard
         raise ProtocolError(
             ErrorCode.INVALID, f"JSON nesting deeper than {limits.max_json_depth}"
         ) from None
