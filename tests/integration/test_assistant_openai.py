@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fake_openai import MODEL, Call, FakeOpenAI, Say, fake_openai
@@ -73,6 +74,9 @@ async def test_the_real_provider_streams_and_calls_a_tool(
     messages = [e.data["content"] for e in events if e.event == "message.assistant"]
     assert messages == ["Let me look.", "Found `greet` in app.py."]
     assert done.data["usage"] == {"input_tokens": 30, "output_tokens": 12, "requests": 2}
+    async with httpx.AsyncClient(base_url=running.http, timeout=10) as http:
+        today = (await http.get("/v1/usage")).json()["usage"]
+    assert (today["runs"], today["input_tokens"], today["output_tokens"]) == (1, 30, 12)
 
     first, second = fake.requests
     assert first["model"] == MODEL and first["stream"] is True
