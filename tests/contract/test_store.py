@@ -44,6 +44,22 @@ def make_session(owner: str = "alice") -> SessionRecord:
     )
 
 
+async def seed_sessions(store: Store, owner: str, count: int) -> list[SessionRecord]:
+    """``count`` sessions of ``owner``, each with two events and a command, 100 per unit."""
+    sessions = [make_session(owner) for _ in range(count)]
+
+    async def seed(tx: StoreTx, batch: list[SessionRecord]) -> None:
+        for session in batch:
+            await tx.insert_session(session)
+            await tx.append(session.id, [NewEvent("session.created", {}), NewEvent("x", {})])
+            await tx.insert_command(CommandRecord(session.id, "c1", "message", {}))
+
+    for start in range(0, count, 100):
+        batch = sessions[start : start + 100]
+        await store.write(lambda tx, b=batch: seed(tx, b))  # type: ignore[misc]
+    return sessions
+
+
 async def create(store: Store, owner: str = "alice") -> SessionRecord:
     session = make_session(owner)
 
@@ -361,17 +377,7 @@ async def test_token_quota_and_usage_totals(store: Store) -> None:
 
 async def test_one_thousand_idle_sessions_expire_with_all_their_rows(store: Store) -> None:
     owner = f"idle-{new_id()}"
-    sessions = [make_session(owner) for _ in range(1_000)]
-
-    async def seed(tx: StoreTx, batch: list[SessionRecord]) -> None:
-        for session in batch:
-            await tx.insert_session(session)
-            await tx.append(session.id, [NewEvent("session.created", {}), NewEvent("x", {})])
-            await tx.insert_command(CommandRecord(session.id, "c1", "message", {}))
-
-    for start in range(0, 1_000, 100):
-        batch = sessions[start : start + 100]
-        await store.write(lambda tx, b=batch: seed(tx, b))  # type: ignore[misc]
+    sessions = await seed_sessions(store, owner, 1_000)
     cutoff = utcnow()
     live = await create(store, owner)
     expired: list[str] = []

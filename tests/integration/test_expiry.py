@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.contract.test_store import make_session
+from tests.contract.test_store import seed_sessions
 from tests.harness import close_code, make_settings, raw_connect, recv_until, serve
 from tests.integration.test_ws import is_event, send
 from tether.core.expiry import SessionReaper
 from tether.core.hub import CloseRequest, Hub, Outbox
-from tether.store import CommandRecord, NewEvent, SessionRecord, Store, StoreTx, new_id, utcnow
+from tether.store import Store, new_id, utcnow
 from tether.store.sql import tables
 
 
@@ -56,17 +56,7 @@ async def test_reaper_spares_recent_sessions_and_is_off_by_default(sqlite_url: s
 
 async def test_reaper_expires_one_thousand_idle_sessions_and_their_rows(store: Store) -> None:
     owner = f"reap-{new_id()}"
-    sessions = [make_session(owner) for _ in range(1_000)]
-
-    async def seed(tx: StoreTx, batch: list[SessionRecord]) -> None:
-        for session in batch:
-            await tx.insert_session(session)
-            await tx.append(session.id, [NewEvent("session.created", {}), NewEvent("x", {})])
-            await tx.insert_command(CommandRecord(session.id, "c1", "message", {}))
-
-    for start in range(0, 1_000, 100):
-        batch = sessions[start : start + 100]
-        await store.write(lambda tx, b=batch: seed(tx, b))  # type: ignore[misc]
+    sessions = await seed_sessions(store, owner, 1_000)
     hub = Hub(max_per_session=4, max_total=100)
     outbox = Outbox(8)
     hub.subscribe(sessions[0].id, outbox)

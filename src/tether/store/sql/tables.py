@@ -176,3 +176,6 @@ search_context = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Index(None, "session_id", "created_ms"),
 )
+
+# Every table whose rows belong to one session: deleting a session deletes these first.
+SESSION_CHILDREN = (events, runs, commands, interrupts, search_context)

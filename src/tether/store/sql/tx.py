@@ -31,10 +31,19 @@ from tether.store.contract import (
 )
 from tether.store.sql import search_context
 from tether.store.sql import usage as usage_sql
-from tether.store.sql.tables import commands, events, interrupts, runs, sessions
-from tether.store.sql.tables import search_context as search_context_table
+from tether.store.sql.tables import (
+    SESSION_CHILDREN,
+    commands,
+    events,
+    interrupts,
+    runs,
+    sessions,
+)
 
 SESSION_FIELDS = frozenset({"title", "agent", "metadata", "policy", "status", "epoch"})
+# A session with a queued or running run is never idle, however old its last event
+# (a session waiting for a person is idle: its interrupt has its own deadline).
+BUSY_STATUSES = ("running", "queued")
 RUN_FIELDS = frozenset(
     {"status", "attempt", "error", "usage", "checkpoint", "lease_owner", "lease_expires_ms"}
 )
@@ -170,10 +179,7 @@ class SqlTx:
         await self.conn.execute(stmt)
 
     async def delete_session(self, session_id: str) -> bool:
-        for table in (events, runs, commands, interrupts, search_context_table):
-            await self.conn.execute(sa.delete(table).where(table.c.session_id == session_id))
-        result = await self.conn.execute(sa.delete(sessions).where(sessions.c.id == session_id))
-        return bool(result.rowcount)
+        return bool(await _delete_sessions(self.conn, [session_id]))
 
     async def append(self, session_id: str, new: Sequence[NewEvent]) -> list[EventRecord]:
         if not new:
@@ -326,4 +332,24 @@ class SqlTx:
         )
 
     async def delete_idle_sessions(self, idle_before: datetime, limit: int) -> list[str]:
-        return await usage_sql.delete_idle_sessions(self.conn, idle_before, limit)
+        stmt = (
+            sa.select(sessions.c.id)
+            .where(sessions.c.updated_at < idle_before, sessions.c.status.not_in(BUSY_STATUSES))
+            .order_by(sessions.c.updated_at)
+            .limit(limit)
+        )
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = list((await self.conn.execute(stmt)).scalars())
+        await _delete_sessions(self.conn, ids)
+        return ids
+
+
+async def _delete_sessions(conn: AsyncConnection, ids: list[str]) -> int:
+    """Delete sessions and every row that belongs to them; returns how many sessions."""
+    if not ids:
+        return 0
+    for table in SESSION_CHILDREN:
+        await conn.execute(sa.delete(table).where(table.c.session_id.in_(ids)))
+    result = await conn.execute(sa.delete(sessions).where(sessions.c.id.in_(ids)))
+    return int(result.rowcount)

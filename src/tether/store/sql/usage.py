@@ -1,4 +1,4 @@
-"""Per-user daily usage and idle-session expiry, as SQL on one connection.
+"""Per-user daily usage, as SQL on one connection.
 
 ``charge_run`` is one ``INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING``: Postgres
 locks the conflicting row and re-checks the ``WHERE`` on its latest version; SQLite's
@@ -8,7 +8,6 @@ of N admits exactly N.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,18 +16,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.store.contract import UsageRecord, utcnow
-from tether.store.sql.tables import (
-    commands,
-    events,
-    interrupts,
-    runs,
-    search_context,
-    sessions,
-    usage,
-)
-
-SESSION_CHILDREN = (events, runs, commands, interrupts, search_context)
-BUSY_STATUSES = ("running", "queued")
+from tether.store.sql.tables import usage
 
 
 def usage_from_row(row: Row[Any]) -> UsageRecord:
@@ -93,22 +81,3 @@ async def get_usage(conn: AsyncConnection, owner: str, day: str) -> UsageRecord:
     stmt = sa.select(usage).where(usage.c.owner == owner, usage.c.day == day)
     row = (await conn.execute(stmt)).first()
     return usage_from_row(row) if row else UsageRecord(owner, day)
-
-
-async def delete_idle_sessions(
-    conn: AsyncConnection, idle_before: datetime, limit: int
-) -> list[str]:
-    stmt = (
-        sa.select(sessions.c.id)
-        .where(sessions.c.updated_at < idle_before, sessions.c.status.not_in(BUSY_STATUSES))
-        .order_by(sessions.c.updated_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    ids = list((await conn.execute(stmt)).scalars())
-    if ids:
-        for table in SESSION_CHILDREN:
-            await conn.execute(sa.delete(table).where(table.c.session_id.in_(ids)))
-        await conn.execute(sa.delete(sessions).where(sessions.c.id.in_(ids)))
-    return ids
