@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import pytest
 
+from tests.harness import ServerProcess
 from tests.services import create_pg_database, drop_pg_database, port_open, require
 from tether.store import EventRecord, Store, open_store
 from tether.store.sql.migrate import upgrade
@@ -61,6 +62,15 @@ def store_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServerProcess]]:
+    """``tether serve`` subprocesses a test starts; each is stopped when the test ends."""
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.stop()
 
 
 class Committed:

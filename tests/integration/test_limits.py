@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.harness import close_code, make_settings, raw_connect, recv, recv_until, serve
 from tests.integration.test_ws import is_event, send
@@ -36,12 +35,6 @@ async def replies(ws: Any, count: int) -> list[dict[str, Any]]:
         if frame["type"] in {"ack", "error"}:
             out.append(frame)
     return out
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url_param(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return url
 
 
 async def test_message_rate_limit_on_the_socket_and_rest(sqlite_url: str) -> None:
@@ -136,10 +129,10 @@ async def test_open_connections_are_capped_per_user(sqlite_url: str) -> None:
             await ws.close()
 
 
-async def test_daily_run_quota_holds_under_20_concurrent_attempts(store_url_param: str) -> None:
+async def test_daily_run_quota_holds_under_20_concurrent_attempts(store_url: str) -> None:
     user = f"quota-{uuid.uuid4().hex[:8]}"
     settings = make_settings(
-        store_url_param,
+        store_url,
         auth="token",
         api_tokens=f"tok-{user}={user}",
         max_runs_per_day=5,

@@ -6,8 +6,6 @@ ends ``run.interrupted`` then ``run.failed {retryable: true}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.harness import ServerProcess
@@ -15,20 +13,6 @@ from tether.client import SessionState, TetherClient
 from tether.store import open_store
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return url
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 async def test_kill_9_mid_run_then_restart(store_url: str, processes: list[ServerProcess]) -> None:

@@ -18,12 +18,6 @@ from tether.client import TetherClient
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return url
-
-
 @pytest.fixture
 def launch(store_url: str) -> Iterator[ServerProcess]:
     env = {

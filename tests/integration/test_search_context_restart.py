@@ -4,7 +4,6 @@ touched it; the agent can list earlier searches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,14 +16,6 @@ from tether.protocol.frames import EventFrame
 pytestmark = pytest.mark.slow
 
 APP = 'def greet(name):\n    """Say hello."""\n    return "hello " + name\n'
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 async def ask(client: TetherClient, content: str, until: str = "run.completed") -> str:
