@@ -141,6 +141,7 @@ class Engine:
             return
         self._started = False
         await self.reaper.stop()
+        await self.sessions.drain(self.settings.shutdown_grace_s)
         await self.runs.stop()
         await self.bus.close()
         await self.locks.close()

@@ -6,7 +6,9 @@ Ownership is checked here, once: a session that is not the caller's is ``Forbidd
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -150,6 +152,7 @@ class Sessions:
         self._registry = registry
         self._limits = limits
         self._metrics = metrics
+        self._inflight: set[asyncio.Task[tr.CommandResult]] = set()
 
     def _check(self, title: str | None, metadata: dict[str, Any] | None) -> None:
         check_text(title)
@@ -262,7 +265,6 @@ class Sessions:
         """Admit a user message (rate limits: messages and run starts, per user; quotas:
         open runs and the daily caps, checked in the admitting transaction)."""
         check_text(content)
-        await self._guard.take(user, Scope.MESSAGES, Scope.RUN_STARTS, command_id=command_id)
         request = tr.MessageRequest(
             session_id,
             user,
@@ -273,21 +275,22 @@ class Sessions:
             self._limits.quota,
         )
         lease = self._runs.lease()
-        result: tr.CommandResult = await self._store.write(
-            lambda tx: tr.admit_message(tx, request, lease)
+        return await self._command(
+            request.session_id,
+            command_id,
+            lambda tx: tr.admit_message(tx, request, lease),
+            take=(user, (Scope.MESSAGES, Scope.RUN_STARTS)),
         )
-        await self._after(result)
-        return result
 
     async def cancel(
         self, user: str, session_id: str, command_id: str, run_id: str | None
     ) -> tr.CommandResult:
         lease = self._runs.lease()
-        result: tr.CommandResult = await self._store.write(
-            lambda tx: tr.cancel_command(tx, session_id, command_id, run_id, user, lease)
+        return await self._command(
+            session_id,
+            command_id,
+            lambda tx: tr.cancel_command(tx, session_id, command_id, run_id, user, lease),
         )
-        await self._after(result)
-        return result
 
     async def respond(
         self,
@@ -304,12 +307,11 @@ class Sessions:
             session_id, user, command_id, interrupt_id, approved, answer, note
         )
         lease = self._runs.lease()
-        result: tr.CommandResult = await self._store.write(
-            lambda tx: hitl.resolve_interrupt(tx, request, lease)
+        result = await self._command(
+            session_id, command_id, lambda tx: hitl.resolve_interrupt(tx, request, lease)
         )
         if not result.duplicate:
             await self._observe_answer(interrupt_id, str(result.result.get("outcome")))
-        await self._after(result)
         return result
 
     async def _observe_answer(self, interrupt_id: str, outcome: str) -> None:
@@ -322,14 +324,47 @@ class Sessions:
     async def retry(
         self, user: str, session_id: str, command_id: str, run_id: str | None
     ) -> tr.CommandResult:
-        await self._guard.take(user, Scope.RUN_STARTS, command_id=command_id)
         request = tr.RetryRequest(session_id, user, command_id, run_id, self._limits.quota)
         lease = self._runs.lease()
-        result: tr.CommandResult = await self._store.write(
-            lambda tx: tr.retry_command(tx, request, lease)
+        return await self._command(
+            session_id,
+            command_id,
+            lambda tx: tr.retry_command(tx, request, lease),
+            take=(user, (Scope.RUN_STARTS,)),
         )
-        await self._after(result)
-        return result
+
+    async def _command(
+        self,
+        session_id: str,
+        command_id: str,
+        unit: Callable[[StoreTx], Awaitable[tr.CommandResult]],
+        take: tuple[str, tuple[Scope, ...]] | None = None,
+    ) -> tr.CommandResult:
+        """One client command. A repeated id gets its stored result before any rate-limit
+        token is spent (the unit re-checks inside its transaction, against races). The
+        commit and what must follow it (starting or stopping runs) run as one task that a
+        caller cancelled mid-way (a dropped socket) cannot cut in half: a committed run is
+        always launched."""
+        known = await self._store.get_command(session_id, command_id)
+        if known is not None:
+            return tr.CommandResult(True, known.result)
+        if take is not None:
+            await self._guard.take(take[0], *take[1], command_id=command_id)
+
+        async def commit_then_follow() -> tr.CommandResult:
+            result: tr.CommandResult = await self._store.write(unit)
+            await self._after(result)
+            return result
+
+        task = asyncio.create_task(commit_then_follow(), name=f"command-{command_id[:64]}")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let commands already committing finish (at shutdown, before runs stop)."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout_s)
 
     async def _after(self, result: tr.CommandResult) -> None:
         if result.duplicate:
