@@ -18,6 +18,7 @@ from tether.store import (
     SessionRecord,
     Store,
     StoreTx,
+    StoreUnavailable,
     UsageRecord,
     VersionConflict,
     new_id,
@@ -138,6 +139,64 @@ async def test_failed_unit_rolls_back_alone(store: Store, committed: Committed) 
     stored = await store.read_events(session.id, after_seq=0, limit=10)
     assert [e.kind for e in stored] == ["session.created", "ok"]
     assert "doomed" not in {e.kind for e in committed.events}
+
+
+async def test_a_commit_that_raises_is_never_re_applied(
+    store: Store, committed: Committed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A COMMIT may land and still raise (a connection lost on the way back): the batch's
+    units fail as unavailable and are not run a second time."""
+    session = await create(store)
+    writer = store._writer  # type: ignore[attr-defined]
+    real_commit = writer._commit
+
+    async def commit_then_fail(batch: Any) -> None:
+        await real_commit(batch)
+        monkeypatch.setattr(writer, "_commit", real_commit)
+        raise ConnectionError("connection lost after COMMIT")
+
+    monkeypatch.setattr(writer, "_commit", commit_then_fail)
+    published = len(committed.events)
+    results = await asyncio.gather(
+        *(append(store, session.id, f"e{i}") for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    stored = await store.read_events(session.id, after_seq=0, limit=20)
+    kinds = [e.kind for e in stored][1:]
+    assert sorted(kinds) == ["e0", "e1", "e2"], "each unit applied exactly once"
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert len(committed.events) == published, "an unknown outcome is never published"
+
+
+async def test_a_write_that_timed_out_before_it_started_is_never_applied(
+    store_url: str,
+) -> None:
+    instance = open_store(store_url, timeout_s=0.3)
+    await instance.start(lambda events: None)
+    try:
+        session = await create(instance)
+        holding, release, ran = asyncio.Event(), asyncio.Event(), []
+
+        async def hold(tx: StoreTx) -> None:
+            holding.set()
+            await release.wait()
+
+        async def late(tx: StoreTx) -> None:
+            ran.append(True)
+            await tx.append(session.id, [NewEvent("late", {})])
+
+        blocker = asyncio.create_task(instance.write(hold))
+        async with asyncio.timeout(5):
+            await holding.wait()
+        with pytest.raises(StoreUnavailable, match="timed out"):
+            await instance.write(late)
+        release.set()
+        await blocker
+        assert ran == []
+        stored = await instance.read_events(session.id, after_seq=0, limit=10)
+        assert [e.kind for e in stored] == ["session.created"]
+    finally:
+        await instance.close()
 
 
 async def test_append_to_missing_session_is_not_found(store: Store) -> None:

@@ -2,8 +2,12 @@
 one transaction, each inside its own savepoint, then publishes what committed.
 
 Guarantees: a unit's events reach the commit hook only after its transaction committed
-(write-ahead); a failing unit rolls back alone; the queue is bounded (``StoreUnavailable``
-when it stays full past the deadline).
+(write-ahead); a failing unit rolls back alone (its savepoint); a unit is applied at most
+once: when the transaction itself fails (connection lost, COMMIT refused) its outcome is
+unknown, so every unit of the batch gets ``StoreUnavailable`` and none is re-run, since a
+COMMIT that raised may still have landed (callers retry by command id, runs fail
+retryable); a unit whose caller timed out before the writer reached it is skipped, so
+``StoreUnavailable`` from a deadline means "not applied"; the queue is bounded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class _Unit:
     result: Any = None
     error: BaseException | None = None
     events: list[EventRecord] = field(default_factory=list)
+    started: bool = False
+    abandoned: bool = False
 
 
 def _observed(future: asyncio.Future[Any]) -> None:
@@ -89,7 +95,17 @@ class GroupWriter:
                 await self._queue.put(unit)
                 return await asyncio.shield(unit.future)
         except TimeoutError:
-            raise StoreUnavailable(f"store write timed out after {self._timeout_s}s") from None
+            if not unit.started:
+                unit.abandoned = True  # the writer will skip it: certainly not applied
+                raise StoreUnavailable(f"store write timed out after {self._timeout_s}s") from None
+        # Already inside a transaction: its outcome decides, within one more deadline.
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await asyncio.shield(unit.future)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"store write outcome unknown after {2 * self._timeout_s}s"
+            ) from None
 
     async def _loop(self) -> None:
         while True:
@@ -108,24 +124,14 @@ class GroupWriter:
         try:
             await self._commit(batch)
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-            else:
-                log.warning("group_commit_failed_retrying_singly", size=len(batch), error=str(exc))
-                for unit in batch:
-                    await self._run_single(unit)
-                return
-        if self._observe:
-            self._observe(len(batch), loop.time() - started)
+            log.warning("group_commit_failed", size=len(batch), error=str(exc))
+            failure = StoreUnavailable(f"store transaction failed: {exc}")
+            for unit in batch:
+                unit.error, unit.events = failure, []
+        else:
+            if self._observe:
+                self._observe(len(batch), loop.time() - started)
         self._settle(batch)
-
-    async def _run_single(self, unit: _Unit) -> None:
-        unit.error, unit.result, unit.events = None, None, []
-        try:
-            await self._commit([unit])
-        except Exception as exc:
-            unit.error = exc
-        self._settle([unit])
 
     async def _commit(self, batch: Sequence[_Unit]) -> None:
         async with self._engine.connect() as conn, conn.begin():
@@ -133,6 +139,10 @@ class GroupWriter:
                 await self._apply(conn, unit)
 
     async def _apply(self, conn: AsyncConnection, unit: _Unit) -> None:
+        if unit.abandoned:
+            unit.error = StoreUnavailable("store write timed out before it started")
+            return
+        unit.started = True
         tx = self._make_tx(conn)
         try:
             async with conn.begin_nested():
