@@ -69,14 +69,18 @@ class EventStream:
         self._metrics.frames_out.labels(type=getattr(frame, "type", "?")).inc()
 
     async def replay(self, after: int, until: int) -> int:
-        """Send the logged events in (after, until] as batches; returns how many."""
+        """Send the logged events in (after, until] as batches; returns how many. A log
+        that cannot serve the whole range closes the connection (1011) rather than leave a
+        hole on the wire."""
         self.last_seq, sent = after, 0
         while self.last_seq < until:
             page = await self._store.read_events(
                 self._session.id, self.last_seq, min(self._batch, until - self.last_seq)
             )
-            if not page:
-                break
+            if not page or page[0].seq != self.last_seq + 1:
+                # Never a silent partial replay: the client reconnects and resumes from
+                # the last event it really got.
+                raise Closing(1011, f"could not replay the log after seq {self.last_seq}")
             frames = [event_frame(e) for e in page]
             await self.send_frame(frames[0] if len(frames) == 1 else EventsFrame(events=frames))
             self.last_seq, sent = page[-1].seq, sent + len(page)

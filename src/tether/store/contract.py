@@ -101,20 +101,6 @@ class EventRecord:
     kind: str
     data: dict[str, Any]
 
-    def to_frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {
-            "type": "event",
-            "seq": self.seq,
-            "epoch": self.epoch,
-            "ts": self.ts.isoformat(),
-            "session_id": self.session_id,
-            "event": self.kind,
-            "data": self.data,
-        }
-        if self.run_id is not None:
-            frame["run_id"] = self.run_id
-        return frame
-
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
