@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from tether.agents.registry import AgentRegistry
 from tether.api import docs, problems, rest, usage, ws
-from tether.api.auth import Authenticator, origin_allowed
+from tether.api.auth import Authenticator, refusal
 from tether.api.bodylimit import BodyLimit
 from tether.core.engine import Engine
 from tether.settings import Settings
@@ -70,15 +70,15 @@ def _guard_origin(app: FastAPI, settings: Settings) -> None:
     async def refuse_foreign_origin(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        origin = request.headers.get("origin")
-        if origin_allowed(origin, request.headers.get("host"), settings.allowed_origins):
+        reason = refusal(request.headers.get("origin"), request.headers.get("host"), settings)
+        if reason is None:
             return await call_next(request)
         body = {
             "type": "about:blank",
             "title": "forbidden",
             "status": 403,
             "code": "forbidden",
-            "detail": f"origin {origin} is not allowed",
+            "detail": reason,
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=403, media_type=problems.PROBLEM)

@@ -183,3 +183,24 @@ async def test_tokens_never_reach_the_log(server: Running, http: httpx.AsyncClie
     assert welcome["session_id"] in text
     for secret in (good, bad, good.split(".")[2], bad.split(".")[2]):
         assert secret not in text
+
+
+async def test_dns_rebinding_cannot_reach_an_unauthenticated_server(sqlite_url: str) -> None:
+    """A hostile page whose name resolves to 127.0.0.1 sends its own name as Host and as a
+    same-origin Origin (or no Origin at all on a same-origin GET)."""
+    async with serve(make_settings(sqlite_url)) as server:
+        rebound = f"evil.test:{server.port}"
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+            for headers in ({"Host": rebound, "Origin": f"http://{rebound}"}, {"Host": rebound}):
+                refused = await http.get("/v1/sessions", headers=headers)
+                assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+            assert (await http.get("/v1/sessions")).status_code == 200
+            local = await http.get("/v1/sessions", headers={"Host": f"localhost:{server.port}"})
+            assert local.status_code == 200
+        with pytest.raises(websockets.InvalidStatus) as caught:
+            await websockets.connect(
+                server.ws,
+                origin=f"http://{rebound}",  # type: ignore[arg-type]
+                additional_headers={"Host": rebound},
+            )
+        assert caught.value.response.status_code == 403

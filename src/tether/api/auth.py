@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from tether.settings import Settings
+from tether.settings import Settings, is_loopback_host
 
 LOCAL_USER = "local"
 MAX_USER_CHARS = 256
@@ -98,3 +98,24 @@ def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> 
         return True
     parts = urlsplit(origin)
     return bool(host) and parts.netloc.lower() == (host or "").lower()
+
+
+def host_allowed(host: str | None, settings: Settings) -> bool:
+    """DNS rebinding: a hostile page whose name resolves to this machine reaches us with
+    its own name as ``Host`` (and as its same-origin ``Origin``). With no authentication
+    only requests addressed to a loopback name, or to a listed origin's host, are served."""
+    if settings.auth != "none" or settings.allow_insecure_none or not host:
+        return True
+    name = urlsplit(f"//{host}").hostname or ""
+    listed = {urlsplit(origin).hostname for origin in settings.allowed_origins}
+    return is_loopback_host(name) or name in listed
+
+
+def refusal(origin: str | None, host: str | None, settings: Settings) -> str | None:
+    """Why a request must be refused before it reads anything (``None``: go on). One check
+    for REST and the socket: the ``Host`` it was addressed to, then its ``Origin``."""
+    if not host_allowed(host, settings):
+        return f"host {host} is not allowed"
+    if not origin_allowed(origin, host, settings.allowed_origins):
+        return f"origin {origin} is not allowed"
+    return None

@@ -20,7 +20,7 @@ from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from tether.api.auth import Authenticator, bearer, origin_allowed
+from tether.api.auth import Authenticator, bearer, refusal
 from tether.core.engine import Engine
 from tether.core.hub import Outbox, TooManyConnections
 from tether.core.sessions import Forbidden
@@ -350,9 +350,9 @@ class Connection:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     engine: Engine = websocket.app.state.engine
     auth: Authenticator = websocket.app.state.auth
-    origin = websocket.headers.get("origin")
-    if not origin_allowed(origin, websocket.headers.get("host"), engine.settings.allowed_origins):
-        log.warning("ws_origin_refused", origin=origin)
+    origin, host = websocket.headers.get("origin"), websocket.headers.get("host")
+    if (reason := refusal(origin, host, engine.settings)) is not None:
+        log.warning("ws_refused", reason=reason)
         await websocket.close(CloseCode.FORBIDDEN)  # before accept: an HTTP 403
         return
     await websocket.accept()
