@@ -73,3 +73,31 @@ async def test_only_a_persons_approval_writes(service: WorkspaceService, tmp_pat
     done = await drain(runner.resume(run_input("", checkpoint=paused.checkpoint, answers=[person])))
     assert isinstance(done, Finished)
     assert (tmp_path / "proj" / "app.py").read_text() == APP.replace("greet", "hello")
+
+
+async def test_a_tool_that_requires_approval_never_runs_on_a_recovery_grant(
+    service: WorkspaceService,
+) -> None:
+    """``demo_note`` is declared ``requires_approval=True``: after a crash, recovery grants
+    ``approved`` to calls that never started, and that is not a person's approval."""
+    notes: list[list[str]] = []
+
+    async def update(change: object) -> dict[str, object]:
+        meta = change({"notes": []})  # type: ignore[operator]
+        notes.append(meta["notes"])
+        return dict(meta)
+
+    runner = demo_runner(service)
+    paused = await drain(runner.start(run_input("/approve keep", update_metadata=update)))
+    assert isinstance(paused, Paused)
+    [request] = paused.requests
+    assert request.tool == "demo_note"
+    granted = Answer(request.call_id, approved=True)
+    resume = run_input("", checkpoint=paused.checkpoint, answers=[granted], update_metadata=update)
+    again = await drain(runner.resume(resume))
+    assert isinstance(again, Paused) and [r.tool for r in again.requests] == ["demo_note"]
+    assert notes == []
+    person = Answer(request.call_id, approved=True, by_person=True)
+    resume = run_input("", checkpoint=paused.checkpoint, answers=[person], update_metadata=update)
+    assert isinstance(await drain(runner.resume(resume)), Finished)
+    assert notes == [["keep"]]

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 import pydantic_core
 import structlog
 from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, RunContext
-from pydantic_ai.exceptions import AgentRunError, ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ApprovalRequired,
+    ModelHTTPError,
+    UnexpectedModelBehavior,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelMessagesTypeAdapter,
@@ -93,14 +98,26 @@ class ToolError(Exception):
         return {"error": self.code, "message": self.message}
 
 
+def needs_approval(ctx: RunContext[Any]) -> bool:
+    """The running tool was declared ``requires_approval=True``."""
+    tools = ctx.tool_manager.tools if ctx.tool_manager is not None else None
+    tool = tools.get(ctx.tool_name or "") if tools else None
+    return tool is not None and tool.tool_def.kind == "unapproved"
+
+
 def tether_tool(
     fn: Callable[Concatenate[RunContext[ToolDeps], P], Awaitable[R]],
 ) -> Callable[Concatenate[RunContext[ToolDeps], P], Awaitable[R]]:
     """Make a tool visible and crash-safe: ``tool.started`` and a checkpoint are committed
-    before the body runs; ``tool.finished`` follows with the output or the error."""
+    before the body runs; ``tool.finished`` follows with the output or the error. A tool
+    that requires approval runs only with a person's approval: resuming after a crash
+    grants ``approved`` to calls that never started (pydantic-ai needs a result for each),
+    and such a call asks again instead of running."""
 
     @functools.wraps(fn)
     async def wrapper(ctx: RunContext[ToolDeps], *args: P.args, **kwargs: P.kwargs) -> R:
+        if needs_approval(ctx) and not approved_by_person(ctx):
+            raise ApprovalRequired()  # crash recovery's grant is not a person's approval
         call_id = ctx.tool_call_id or new_id("call")
         name = ctx.tool_name or fn.__name__
         checkpoint = ModelMessagesTypeAdapter.dump_json(ctx.messages).decode()
