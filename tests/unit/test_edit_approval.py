@@ -101,3 +101,32 @@ async def test_a_tool_that_requires_approval_never_runs_on_a_recovery_grant(
     resume = run_input("", checkpoint=paused.checkpoint, answers=[person], update_metadata=update)
     assert isinstance(await drain(runner.resume(resume)), Finished)
     assert notes == [["keep"]]
+
+
+async def test_a_large_approved_file_is_written(service: WorkspaceService, tmp_path: Path) -> None:
+    """The logged step of a big write carries a capped diff (still an object), so the
+    approval of a 20 KB file leads to the file, not to a failed run."""
+    text = "word " * 4_000
+    runner = demo_runner(service)
+    started: list[ToolStarted] = []
+
+    async def collect(stream: AsyncIterator[AgentEvent]) -> AgentEvent:
+        async def tap() -> AsyncIterator[AgentEvent]:
+            async for event in stream:
+                if isinstance(event, ToolStarted):
+                    started.append(event)
+                yield event
+
+        return await drain(tap())
+
+    paused = await collect(runner.start(run_input(f"create big.txt with {text}")))
+    assert isinstance(paused, Paused)
+    [request] = paused.requests
+    person = Answer(request.call_id, approved=True, by_person=True)
+    done = await collect(
+        runner.resume(run_input("", checkpoint=paused.checkpoint, answers=[person]))
+    )
+    assert isinstance(done, Finished)
+    assert (tmp_path / "proj" / "big.txt").read_text().strip() == text.strip()
+    assert all(isinstance(s.args, dict) for s in started)
+    assert any(len(str(s.args.get("diff", ""))) < len(text) for s in started)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 MAX_TOOL_OUTPUT_CHARS = 16_000
+MAX_LOGGED_STRING_CHARS = 2_000
 COMMIT_TIMEOUT_S = 30.0
 QUEUE_ITEMS = 256
 DENIED = "The person denied this tool call."
@@ -69,11 +70,28 @@ R = TypeVar("R")
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-safe, size-capped copy of a tool's output for the log."""
-    text = pydantic_core.to_json(value, fallback=str).decode()
-    if len(text) > MAX_TOOL_OUTPUT_CHARS:
-        return text[:MAX_TOOL_OUTPUT_CHARS] + "…"
-    return pydantic_core.from_json(text)
+    """A JSON-safe, size-capped copy of a tool's arguments or output for the log. Long
+    strings are cut first, so arguments stay an object; only if that is not enough is the
+    whole value replaced by a preview (``{"truncated": …}`` for an object)."""
+    plain = pydantic_core.from_json(pydantic_core.to_json(value, fallback=str))
+    if len(pydantic_core.to_json(plain)) <= MAX_TOOL_OUTPUT_CHARS:
+        return plain
+    capped = _cap_strings(plain)
+    text = pydantic_core.to_json(capped).decode()
+    if len(text) <= MAX_TOOL_OUTPUT_CHARS:
+        return capped
+    preview = text[:MAX_TOOL_OUTPUT_CHARS] + "…"
+    return {"truncated": preview} if isinstance(plain, dict) else preview
+
+
+def _cap_strings(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_LOGGED_STRING_CHARS:
+        return value[:MAX_LOGGED_STRING_CHARS] + f"… ({len(value)} chars)"
+    if isinstance(value, dict):
+        return {key: _cap_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cap_strings(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

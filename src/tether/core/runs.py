@@ -287,11 +287,11 @@ class RunManager:
     async def _append(self, run: RunRecord, outputs: list[AgentEvent]) -> None:
         """Write a batch of output; tools waiting on their ``tool.started`` go on only once
         it (and their checkpoint) committed."""
-        events = [e for e in (to_new_event(o, run.id) for o in outputs) if e is not None]
         waiting = barriers(outputs)
         checkpoint = next((s.checkpoint for s in reversed(waiting) if s.checkpoint), None)
         lease = self.lease()
         try:
+            events = [e for e in (to_new_event(o, run.id) for o in outputs) if e is not None]
             if events:
                 await self._store.write(
                     lambda tx: tr.append_output(tx, run.id, events, lease, checkpoint)
