@@ -63,7 +63,7 @@ def test_snapshot_folds_messages_and_partial_stream() -> None:
     now = datetime.now(UTC)
     session = SessionRecord("s", "u", "t", "demo", {}, "enqueue", 1, "e", 9, "running", now, now)
     events = [
-        _event(2, "message.user", {"message_id": "u1", "content": "hi"}),
+        _event(2, "message.user", {"message_id": "u1", "content": "hi", "command_id": "c1"}),
         _event(4, "text.delta", {"message_id": "a1", "delta": "Hel"}),
         _event(5, "text.delta", {"message_id": "a1", "delta": "lo"}),
         _event(6, "message.assistant", {"message_id": "a1", "content": "Hello"}),
@@ -80,6 +80,8 @@ def test_snapshot_folds_messages_and_partial_stream() -> None:
         ("assistant", "stre", True),
     ]
     assert frame.runs[0]["status"] == "running"
+    # The page learns which of its commands are logged, so a re-sent one shows once.
+    assert frame.messages[0]["command_id"] == "c1"
 
 
 def test_snapshot_places_tool_calls_after_the_message_they_followed() -> None:

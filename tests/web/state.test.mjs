@@ -433,3 +433,9 @@ test("a snapshot's tool calls become cards placed after their message", () => {
   state.apply(ev(7, "tool.finished", { call_id: "c2", tool: "edit_file", ok: true }));
   assert.equal(state.tools.get("c2").status, "ok");
 });
+
+test("a snapshot's user messages tell which commands are already logged", () => {
+  const state = attached();
+  state.apply(snapshot(3, [{ message_id: "u1", role: "user", content: "hi", command_id: "c7" }]));
+  assert.equal(state.commandIds.has("c7"), true);
+});

@@ -95,6 +95,7 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
                 "role": "user",
                 "content": event.data["content"],
                 "run_id": event.run_id,
+                "command_id": event.data.get("command_id"),
             }
         elif event.kind == EventKind.TEXT_DELTA:
             entry = messages.setdefault(
