@@ -84,6 +84,23 @@ async def test_where_is_searches_by_name_and_by_docstring_word(server: Running) 
         assert finished.data["output"]["results"][0]["symbol"] == "parse_config"
 
 
+async def test_a_remembered_search_is_not_served_once_the_workspace_changed(
+    server: Running, root: Path
+) -> None:
+    async with client_for(server) as client:
+        for expect_cached in (False, True):
+            run_id = await run(client, "where is zeta_handler")
+            [finished] = of_run(client, run_id, "tool.finished")
+            output = finished.data["output"]
+            assert (output["cached"], output["results"]) == (expect_cached, [])
+        (root / "proj" / "src" / "zeta.py").write_text("def zeta_handler():\n    pass\n")
+        run_id = await run(client, "where is zeta_handler")
+        [finished] = of_run(client, run_id, "tool.finished")
+        output = finished.data["output"]
+        assert output["cached"] is False
+        assert output["results"][0]["path"] == "src/zeta.py"
+
+
 async def test_show_me_the_layout_maps_files_and_symbols(server: Running) -> None:
     async with client_for(server) as client:
         run_id = await run(client, "show me the layout")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tether.workspace.lru import BoundedLRU
@@ -56,7 +56,6 @@ class Indexed:
 
     root: Path
     fingerprint: str
-    stats: dict[str, tuple[int, int]]
     map: RepoMap
     search: SearchIndex
 
@@ -71,8 +70,9 @@ class Indexed:
 
 def build(root: Path, seen: Stamp, limits: ScanLimits) -> Indexed:
     sources = read_sources(root, seen, limits)
-    repo_map = RepoMap(tuple(sources), seen.listing.truncated)
-    return Indexed(root, seen.fingerprint, seen.stats, repo_map, SearchIndex(sources))
+    search = SearchIndex(sources)  # keeps the lines it needs; the map keeps no text
+    listed = tuple(replace(source, text=None) for source in sources)
+    return Indexed(root, seen.fingerprint, RepoMap(listed, seen.listing.truncated), search)
 
 
 class IndexCache:
@@ -93,9 +93,14 @@ class IndexCache:
         self._on_lookup = on_lookup
         self._latest: dict[str, str] = {}
 
-    async def get(self, workspace: Workspace) -> Indexed:
-        """The workspace's current state, scanned only when its fingerprint is new."""
-        seen = await asyncio.to_thread(stamp, workspace.root, self._limits)
+    async def stamp(self, workspace: Workspace) -> Stamp:
+        """What the workspace holds now (a walk and a stat per file; no file is read)."""
+        return await asyncio.to_thread(stamp, workspace.root, self._limits)
+
+    async def get(self, workspace: Workspace, seen: Stamp | None = None) -> Indexed:
+        """The workspace's current state (as of ``seen``, or now), scanned only when its
+        fingerprint is new."""
+        seen = seen or await self.stamp(workspace)
         key = (str(workspace.root), seen.fingerprint)
         cached = self.lru.get(key)
         if self._on_lookup is not None:

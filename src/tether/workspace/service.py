@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,18 +32,6 @@ class WorkspaceConfig:
 
 def query_key(workspace: Workspace, query: str, limit: int) -> str:
     return hashlib.sha256(f"{workspace.name}\0{limit}\0{query.strip()}".encode()).hexdigest()
-
-
-def _fresh(workspace: Workspace, stamps: dict[str, list[int]]) -> bool:
-    """The files a remembered result points at are unchanged (size and mtime)."""
-    for relative, (size, mtime_ns) in stamps.items():
-        try:
-            info = os.stat(workspace.root / relative)
-        except OSError:
-            return False
-        if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
-            return False
-    return True
 
 
 class WorkspaceService:
@@ -87,22 +74,24 @@ class WorkspaceService:
     ) -> dict[str, Any]:
         """Ranked results; the same query again is served from the session's context."""
         key = query_key(workspace, query, limit)
+        seen = await self.cache.stamp(workspace)
         known = await self.store.get_search_context(session_id, key)
-        hit = known is not None and _fresh(workspace, known.results.get("stamps", {}))
+        # Served again only while the workspace is exactly as it was searched: a new file
+        # may match better, and an empty result stays empty only until one appears.
+        hit = known is not None and known.results.get("fingerprint") == seen.fingerprint
         if self._on_context_lookup is not None:
             self._on_context_lookup(hit)
         if known is not None and hit:
             return {"query": query, "cached": True, "results": known.results["results"]}
-        indexed = await self.cache.get(workspace)
+        indexed = await self.cache.get(workspace, seen)
         results = [hit.to_json() for hit in indexed.search.search(query, limit)]
         paths = sorted({str(r["path"]) for r in results})
-        stamps = {p: list(indexed.stats[p]) for p in paths if p in indexed.stats}
         record = SearchContextRecord(
             session_id,
             key,
             query,
             [workspace.qualified(p) for p in paths],
-            {"workspace": workspace.name, "results": results, "stamps": stamps},
+            {"workspace": workspace.name, "results": results, "fingerprint": seen.fingerprint},
             now_ms(),
         )
         keep = self.config.search_context_entries
