@@ -4,8 +4,10 @@ lock with the sha256 check and an atomic rename."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,54 @@ async def test_apply_waits_for_the_lock_and_times_out_cleanly(workspace: Workspa
     async with asyncio.timeout(5):
         await files.apply_change(workspace, change, locks, "run r1", 1.0, MAX_BYTES)
     assert (workspace.root / "a.txt").read_text() == change.new_text
+
+
+class WaitedFor(LocalLocks):
+    """Local locks that say when a second party starts waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+        self._calls = 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self, path: str, owner: str, timeout_s: float) -> AsyncIterator[None]:
+        self._calls += 1
+        if self._calls > 1:
+            self.waiting.set()
+        async with super().hold(path, owner, timeout_s):
+            yield
+
+
+@pytest.mark.parametrize("swap", ["directory", "file"])
+async def test_a_symlink_swapped_in_while_waiting_for_the_lock_is_not_followed(
+    workspace: Workspace, tmp_path: Path, swap: str
+) -> None:
+    """The path is checked when the change is planned; by the time the lock is free a
+    directory (or the file itself) may have become a link out of the root."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_text(TEXT)
+    sub = workspace.root / "sub"
+    sub.mkdir()
+    (sub / "a.txt").write_text(TEXT)
+    change = files.plan_edit(workspace, "sub/a.txt", "two", "2", sha(TEXT), MAX_BYTES)
+    locks = WaitedFor()
+    async with locks.hold(str(sub / "a.txt"), "someone", 1.0):
+        applying = asyncio.create_task(
+            files.apply_change(workspace, change, locks, "run r1", 5.0, MAX_BYTES)
+        )
+        async with asyncio.timeout(5):
+            await locks.waiting.wait()  # the write is queued behind the holder
+        if swap == "directory":
+            (sub / "a.txt").unlink()
+            sub.rmdir()
+            sub.symlink_to(outside, target_is_directory=True)
+        else:
+            (sub / "a.txt").unlink()
+            (sub / "a.txt").symlink_to(outside / "a.txt")
+    with pytest.raises((PathRefused, files.FileConflict)):
+        async with asyncio.timeout(5):
+            await applying
+    assert (outside / "a.txt").read_text() == TEXT, "nothing written outside the root"
+    assert sorted(p.name for p in outside.iterdir()) == ["a.txt"]
