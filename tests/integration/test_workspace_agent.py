@@ -144,6 +144,32 @@ async def test_approval_shows_the_diff_and_approving_changes_the_file(
     assert "Changed src/app.py" in final_text(client, run_id)
 
 
+async def test_the_workspace_cannot_be_swapped_under_a_waiting_approval(
+    server: Running, root: Path
+) -> None:
+    (root / "twin" / "src").mkdir(parents=True)
+    (root / "twin" / "src" / "app.py").write_text(APP)  # an identical clone elsewhere
+    async with client_for(server) as client, httpx.AsyncClient(base_url=server.http) as http:
+        run_id, requested = await edit_requested(client)
+        url = f"/v1/sessions/{client.session_id}"
+        session = (await http.get(url)).json()
+        swapped = await http.patch(
+            url,
+            json={"metadata": {**session["metadata"], "workspace": "twin"}},
+            headers={"If-Match": str(session["version"])},
+        )
+        assert (swapped.status_code, swapped.json()["code"]) == (409, "conflict")
+        await client.respond(requested.data["interrupt_id"], approved=True)
+        await client.wait_for_event("run.completed", run_id=run_id, timeout_s=15)
+        after = (await http.get(url)).json()
+        renamed = await http.patch(
+            url, json={"title": "renamed"}, headers={"If-Match": str(after["version"])}
+        )
+        assert renamed.status_code == 200, "other changes are fine once the run ended"
+    assert (root / "twin" / "src" / "app.py").read_text() == APP
+    assert (root / "proj" / "src" / "app.py").read_text() == APP.replace("greet", "welcome")
+
+
 async def test_denying_leaves_the_file_unchanged(server: Running, root: Path) -> None:
     target = root / "proj" / "src" / "app.py"
     async with client_for(server) as client:

@@ -126,6 +126,18 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
     )
 
 
+def _check_rebind(current: SessionRecord, metadata: dict[str, Any] | None) -> None:
+    """A session's workspace stays put while a run is open: an approval shows a diff of
+    a file in the workspace the run started in, and must be applied there."""
+    if metadata is None or current.status == "idle":
+        return
+    if metadata.get("workspace") != current.metadata.get("workspace"):
+        raise ProtocolError(
+            ErrorCode.CONFLICT,
+            f"metadata.workspace cannot change while the session is {current.status}",
+        )
+
+
 def _session_data(session: SessionRecord) -> dict[str, Any]:
     return SessionData(
         title=session.title,
@@ -235,6 +247,7 @@ class Sessions:
             current = await tx.lock_session(session_id)
             if current is None or current.owner != user:
                 raise NotFound(session_id)
+            _check_rebind(current, changes.get("metadata"))
             updated = await tx.update_session(session_id, expected_version, **changes)
             event = NewEvent(EventKind.SESSION_UPDATED, _session_data(updated))
             [logged] = await tx.append(session_id, [event])
