@@ -459,3 +459,33 @@ async def test_busy_sessions_do_not_expire(store: Store) -> None:
         lambda tx: tx.delete_idle_sessions(utcnow(), 1_000)
     )
     assert await store.get_session(session.id) is not None
+
+
+async def test_a_snapshot_holds_the_newest_messages_and_says_where_history_resumes(
+    store: Store,
+) -> None:
+    from tether.core.sessions import fold_snapshot
+    from tether.store.sql.store import SNAPSHOT_MESSAGES
+
+    session = await create(store)
+    total = SNAPSHOT_MESSAGES + 10
+
+    async def chat(tx: StoreTx) -> None:
+        await tx.append(
+            session.id,
+            [
+                NewEvent("message.user", {"message_id": f"u{i}", "content": f"m{i}"})
+                for i in range(total)
+            ],
+        )
+
+    await store.write(chat)
+    data = await store.read_snapshot(session.id)
+    assert data is not None
+    frame = fold_snapshot(data)
+    assert len(frame.messages) == SNAPSHOT_MESSAGES
+    assert frame.messages[-1]["content"] == f"m{total - 1}"
+    assert frame.messages[0]["content"] == "m10"
+    assert frame.history_before == 12  # seq 1 is session.created; m10 is seq 12
+    older = await store.read_events(session.id, after_seq=0, limit=frame.history_before - 1)
+    assert [e.data.get("content") for e in older][1:] == [f"m{i}" for i in range(10)]

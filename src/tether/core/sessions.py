@@ -123,6 +123,7 @@ def fold_snapshot(data: SnapshotData) -> SnapshotFrame:
         runs=[run.to_json() for run in data.runs],
         interrupts=[rec.to_json() for rec in data.interrupts],
         tools=list(tools.values())[-SNAPSHOT_TOOLS:],
+        history_before=data.history_before,
     )
 
 

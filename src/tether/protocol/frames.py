@@ -114,6 +114,7 @@ class SnapshotFrame(_Frame):
     runs: list[JsonObject]
     interrupts: list[JsonObject]
     tools: list[JsonObject] = Field(default_factory=list)
+    history_before: int | None = None  # set when older messages are only in the log
 
 
 class AckFrame(_Frame):

@@ -254,6 +254,7 @@ class SnapshotData:
     message_events: list[EventRecord]
     runs: list[RunRecord]
     interrupts: list[InterruptRecord] = field(default_factory=list)
+    history_before: int | None = None  # older messages were left out (seq of the oldest kept)
 
 
 class StoreTx(Protocol):

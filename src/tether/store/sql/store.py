@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tether.store.contract import (
@@ -45,8 +46,11 @@ from tether.store.sql.tx import (
 from tether.store.sql.writer import GroupWriter
 
 T = TypeVar("T")
-MESSAGE_KINDS = ("message.user", "message.assistant", "tool.started", "tool.finished")
+MESSAGE_KINDS = ("message.user", "message.assistant")
+TOOL_KINDS = ("tool.started", "tool.finished")
 SNAPSHOT_RUNS = 50
+SNAPSHOT_MESSAGES = 500  # the newest; older ones are paged from the log (``history_before``)
+SNAPSHOT_TOOL_EVENTS = 400
 
 
 def _sqlite_engine(url: str, *, pool_size: int, begin: str) -> AsyncEngine:
@@ -181,23 +185,27 @@ class SqlStore:
             )
             run_list = _merge_runs([run_from_row(r) for r in recent], active)
             live = [r.id for r in run_list if r.status in RUN_ACTIVE]
-            kinds = sa.or_(
-                events.c.kind.in_(MESSAGE_KINDS),
-                sa.and_(events.c.kind == "text.delta", events.c.run_id.in_(live)),
+            messages = await _newest(conn, session_id, MESSAGE_KINDS, SNAPSHOT_MESSAGES)
+            tools = await _newest(conn, session_id, TOOL_KINDS, SNAPSHOT_TOOL_EVENTS)
+            deltas = await conn.execute(
+                sa.select(events).where(
+                    events.c.session_id == session_id,
+                    events.c.kind == "text.delta",
+                    events.c.run_id.in_(live),
+                )
             )
-            rows = await conn.execute(
-                sa.select(events)
-                .where(events.c.session_id == session_id, kinds)
-                .order_by(events.c.seq)
-            )
-            message_events = [event_from_row(row, session.epoch) for row in rows]
+            cut = messages[-1].seq if len(messages) == SNAPSHOT_MESSAGES else None
+            rows = sorted([*messages, *tools, *deltas], key=lambda row: int(row.seq))
+            message_events = [
+                event_from_row(row, session.epoch) for row in rows if cut is None or row.seq >= cut
+            ]
             pending = await conn.execute(
                 sa.select(interrupts)
                 .where(interrupts.c.session_id == session_id, interrupts.c.status == "pending")
                 .order_by(interrupts.c.created_at)
             )
             waiting = [interrupt_from_row(row) for row in pending]
-            return SnapshotData(session, message_events, run_list, waiting)
+            return SnapshotData(session, message_events, run_list, waiting, history_before=cut)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._reading() as conn:
@@ -320,6 +328,19 @@ class SqlStore:
     async def count_active_runs(self, owner: str) -> int:
         async with self._reading() as conn:
             return await SqlTx(conn).count_active_runs(owner)
+
+
+async def _newest(
+    conn: AsyncConnection, session_id: str, kinds: tuple[str, ...], limit: int
+) -> list[Row[Any]]:
+    """The session's ``limit`` newest events of ``kinds``, newest first."""
+    rows = await conn.execute(
+        sa.select(events)
+        .where(events.c.session_id == session_id, events.c.kind.in_(kinds))
+        .order_by(events.c.seq.desc())
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def _session(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
