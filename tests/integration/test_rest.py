@@ -184,6 +184,27 @@ async def test_bad_input_is_refused_clearly(http: httpx.AsyncClient) -> None:
     assert all(item["owner"] == "alice" for item in listed)
 
 
+async def test_rest_applies_the_sockets_input_limits(http: httpx.AsyncClient) -> None:
+    """The limits a socket frame meets (id length, storable text, nesting) hold for the
+    same command over REST: one check, in the layer both share."""
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(40):
+        node["k"] = {}
+        node = node["k"]  # type: ignore[assignment]
+    nested = await http.post("/v1/sessions", json={"metadata": deep}, headers=ALICE)
+    assert (nested.status_code, nested.json()["code"]) == (422, "invalid")
+    sid = (await http.post("/v1/sessions", json={}, headers=ALICE)).json()["id"]
+    url = f"/v1/sessions/{sid}/messages"
+    for bad_id in ("x" * 65, "nul\x00id"):  # httpx sends the NUL as a \u0000 escape
+        refused = await http.post(url, json={"id": bad_id, "content": "hi"}, headers=ALICE)
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid"), bad_id
+    long = await http.post(url, json={"id": "m1", "content": "x" * 100_001}, headers=ALICE)
+    assert (long.status_code, long.json()["code"]) == (413, "too_large")
+    runs = (await http.get(f"/v1/sessions/{sid}/runs", headers=ALICE)).json()
+    assert runs == [], "nothing was admitted"
+
+
 async def test_ops_endpoints(server: Running, http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json()["status"] == "ok"
     ready = await http.get("/readyz")

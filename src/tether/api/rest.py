@@ -18,7 +18,7 @@ from tether.core.engine import Engine
 from tether.core.hub import CloseRequest
 from tether.core.sessions import Forbidden
 from tether.core.stream import event_frame
-from tether.protocol.errors import CloseCode, ErrorCode, ProtocolError
+from tether.protocol.errors import CloseCode
 from tether.protocol.frames import CommandId, EventFrame, JsonObject, Policy, SnapshotFrame
 from tether.store.contract import NotFound, SessionRecord
 
@@ -263,9 +263,6 @@ async def post_message(
     session_id: str, body: MessageIn, engine: EngineDep, user: UserDep
 ) -> AckOut:
     await _owned(engine, user, session_id)
-    limit = engine.settings.max_message_chars
-    if len(body.content) > limit:
-        raise ProtocolError(ErrorCode.TOO_LARGE, f"message longer than {limit} characters", body.id)
     result = await engine.sessions.message(user, session_id, body.id, body.content, body.policy)
     return AckOut(id=body.id, duplicate=result.duplicate, result=result.result)
 

@@ -119,6 +119,9 @@ class Engine:
             workspace_root=s.workspace_root,
             max_metadata_keys=s.max_metadata_keys,
             quota=DailyQuota(s.max_runs_per_day, s.max_tokens_per_day),
+            max_command_id_chars=s.max_command_id_chars,
+            max_message_chars=s.max_message_chars,
+            max_json_depth=s.max_json_depth,
         )
 
     def _count_refusal(self, scope: Scope) -> None:

@@ -20,7 +20,7 @@ from tether.core.quotas import DailyQuota
 from tether.core.runs import RunManager
 from tether.limits.guard import Scope, UserLimits
 from tether.metrics import Metrics
-from tether.protocol.codec import check_metadata, check_text
+from tether.protocol.codec import check_command_id, check_metadata, check_text
 from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import EventKind, SessionData
 from tether.protocol.frames import Policy, SnapshotFrame
@@ -53,6 +53,9 @@ class SessionLimits:
     workspace_root: str | None = None
     max_metadata_keys: int = 64
     quota: DailyQuota = field(default_factory=DailyQuota)
+    max_command_id_chars: int = 64
+    max_message_chars: int = 100_000
+    max_json_depth: int = 32
 
 
 SNAPSHOT_TOOLS = 100
@@ -176,7 +179,9 @@ class Sessions:
             )
         if metadata is not None:
             limits = self._limits
-            check_metadata(metadata, limits.max_metadata_bytes, limits.max_metadata_keys)
+            check_metadata(
+                metadata, limits.max_metadata_bytes, limits.max_metadata_keys, limits.max_json_depth
+            )
             if "workspace" in metadata:
                 self._check_workspace(metadata["workspace"])
 
@@ -280,6 +285,12 @@ class Sessions:
         """Admit a user message (rate limits: messages and run starts, per user; quotas:
         open runs and the daily caps, checked in the admitting transaction)."""
         check_text(content)
+        if len(content) > self._limits.max_message_chars:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"message longer than {self._limits.max_message_chars} characters",
+                command_id,
+            )
         request = tr.MessageRequest(
             session_id,
             user,
@@ -359,7 +370,8 @@ class Sessions:
         token is spent (the unit re-checks inside its transaction, against races). The
         commit and what must follow it (starting or stopping runs) run as one task that a
         caller cancelled mid-way (a dropped socket) cannot cut in half: a committed run is
-        always launched."""
+        always launched. The id's limits are checked here, once for the socket and REST."""
+        check_command_id(command_id, self._limits.max_command_id_chars)
         known = await self._store.get_command(session_id, command_id)
         if known is not None:
             return tr.CommandResult(True, known.result)

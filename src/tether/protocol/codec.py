@@ -134,12 +134,8 @@ def _details(exc: ValidationError) -> list[dict[str, Any]]:
 
 def _check_limits(frame: BaseModel, limits: DecodeLimits, command_id: str | None) -> None:
     frame_id = getattr(frame, "id", None)
-    if isinstance(frame_id, str) and len(frame_id) > limits.max_command_id_chars:
-        raise ProtocolError(
-            ErrorCode.INVALID,
-            f"command id longer than {limits.max_command_id_chars} characters",
-            details=[{"loc": ["id"], "msg": "too long", "type": "string_too_long"}],
-        )
+    if isinstance(frame_id, str):
+        check_command_id(frame_id, limits.max_command_id_chars)
     if isinstance(frame, MessageFrame) and len(frame.content) > limits.max_message_chars:
         raise ProtocolError(
             ErrorCode.TOO_LARGE,
@@ -147,17 +143,38 @@ def _check_limits(frame: BaseModel, limits: DecodeLimits, command_id: str | None
             command_id=command_id,
         )
     if isinstance(frame, HelloFrame) and frame.create and frame.create.metadata is not None:
-        check_metadata(frame.create.metadata, limits.max_metadata_bytes, limits.max_metadata_keys)
+        check_metadata(
+            frame.create.metadata,
+            limits.max_metadata_bytes,
+            limits.max_metadata_keys,
+            limits.max_json_depth,
+        )
 
 
 MAX_METADATA_KEY_CHARS = 128
 
 
-def check_metadata(metadata: dict[str, Any], max_bytes: int, max_keys: int = 64) -> None:
-    """Refuse metadata whose JSON encoding exceeds ``max_bytes`` (``too_large``), with
-    more than ``max_keys`` top-level keys, or a key that is empty or longer than
-    ``MAX_METADATA_KEY_CHARS`` (``invalid``)."""
+def check_command_id(command_id: str, max_chars: int) -> None:
+    """A command id within ``max_chars`` and storable text (``invalid`` otherwise); the
+    same rule for socket frames and REST bodies."""
+    check_text(command_id)
+    if len(command_id) > max_chars:
+        raise ProtocolError(
+            ErrorCode.INVALID,
+            f"command id longer than {max_chars} characters",
+            details=[{"loc": ["id"], "msg": "too long", "type": "string_too_long"}],
+        )
+
+
+def check_metadata(
+    metadata: dict[str, Any], max_bytes: int, max_keys: int = 64, max_depth: int = 32
+) -> None:
+    """Refuse metadata whose JSON encoding exceeds ``max_bytes`` (``too_large``), nested
+    deeper than ``max_depth``, with more than ``max_keys`` top-level keys, or a key that
+    is empty or longer than ``MAX_METADATA_KEY_CHARS`` (``invalid``)."""
     check_text(metadata)
+    if json_depth(metadata) > max_depth:
+        raise ProtocolError(ErrorCode.INVALID, f"metadata nested deeper than {max_depth}")
     if len(metadata) > max_keys:
         raise ProtocolError(ErrorCode.INVALID, f"metadata has more than {max_keys} keys")
     if any(not 0 < len(key) <= MAX_METADATA_KEY_CHARS for key in metadata):
