@@ -290,6 +290,26 @@ async def test_runs_compare_and_set_and_order(store: Store) -> None:
     assert loaded is not None and loaded.status == "running"
 
 
+async def test_extend_lease_only_for_the_running_owner(store: Store) -> None:
+    session = await create(store)
+    run = RunRecord(new_id("r"), session.id, "m", "c", "hi", "running", lease_owner="srv-a")
+    await store.write(lambda tx: tx.insert_run(run))
+
+    def extend(owner: str, checkpoint: str | None = None) -> Any:
+        return lambda tx: tx.extend_lease(run.id, owner, 99_000, checkpoint)
+
+    assert await store.write(extend("srv-a", "[1]")) == session.id
+    loaded = await store.get_run(run.id)
+    assert loaded is not None
+    assert (loaded.lease_expires_ms, loaded.checkpoint) == (99_000, "[1]")
+    assert await store.write(extend("srv-b")) is None
+    assert await store.write(extend("srv-a")) == session.id
+    loaded = await store.get_run(run.id)
+    assert loaded is not None and loaded.checkpoint == "[1]", "no checkpoint keeps the old one"
+    await store.write(lambda tx: tx.update_run(run.id, None, status="completed"))
+    assert await store.write(extend("srv-a")) is None
+
+
 async def test_expired_runs_and_listing(store: Store) -> None:
     owner = f"owner-{secrets.token_hex(4)}"
     session = await create(store, owner=owner)

@@ -243,23 +243,19 @@ async def append_output(
 ) -> None:
     """Append a running run's output and renew its lease, if this instance still owns it.
     A tool's ``checkpoint`` is stored with its ``tool.started``, in the same transaction."""
-    run = await owned(tx, run_id, lease.owner)
-    extra = {"checkpoint": checkpoint} if checkpoint is not None else {}
-    await tx.update_run(run_id, RUNNING, lease_expires_ms=lease.until_ms, **extra)
-    await tx.append(run.session_id, events)
+    session_id = await tx.extend_lease(run_id, lease.owner, lease.until_ms, checkpoint)
+    if session_id is None:
+        raise RunLost(run_id)
+    await tx.append(session_id, events)
 
 
 async def renew_leases(tx: StoreTx, run_ids: list[str], lease: Lease) -> list[str]:
     """Extend the leases of runs this instance executes; returns the ones it lost."""
-    lost = []
-    for run_id in run_ids:
-        try:
-            await owned(tx, run_id, lease.owner)
-        except RunLost:
-            lost.append(run_id)
-            continue
-        await tx.update_run(run_id, RUNNING, lease_expires_ms=lease.until_ms)
-    return lost
+    return [
+        run_id
+        for run_id in run_ids
+        if await tx.extend_lease(run_id, lease.owner, lease.until_ms) is None
+    ]
 
 
 async def finish_run(tx: StoreTx, run_id: str, outcome: Outcome, lease: Lease) -> RunRecord | None:

@@ -280,6 +280,14 @@ class StoreTx(Protocol):
     async def runs_by_status(
         self, session_id: str, statuses: frozenset[str]
     ) -> list[RunRecord]: ...
+    async def extend_lease(
+        self, run_id: str, owner: str, until_ms: int, checkpoint: str | None = None
+    ) -> str | None:
+        """One compare-and-set: if the run is ``running`` under ``owner``'s lease, extend
+        it (and store ``checkpoint``) and return its session id; else ``None``. Reads no
+        other column, so the (large) checkpoint never travels back."""
+        ...
+
     async def insert_interrupt(self, interrupt: InterruptRecord) -> None: ...
     async def lock_interrupt(self, interrupt_id: str) -> InterruptRecord | None: ...
     async def update_interrupt(

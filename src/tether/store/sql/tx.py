@@ -267,6 +267,21 @@ class SqlTx:
         row = (await self.conn.execute(stmt.returning(*runs.c))).first()
         return run_from_row(row) if row else None
 
+    async def extend_lease(
+        self, run_id: str, owner: str, until_ms: int, checkpoint: str | None = None
+    ) -> str | None:
+        values: dict[str, Any] = {"lease_expires_ms": until_ms, "updated_at": utcnow()}
+        if checkpoint is not None:
+            values["checkpoint"] = checkpoint
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == owner)
+            .values(**values)
+            .returning(runs.c.session_id)
+        )
+        session_id: str | None = (await self.conn.execute(stmt)).scalar_one_or_none()
+        return session_id
+
     async def runs_by_status(self, session_id: str, statuses: frozenset[str]) -> list[RunRecord]:
         stmt = (
             sa.select(runs)
