@@ -69,3 +69,24 @@ async def test_a_run_committed_for_a_caller_that_went_away_still_runs(sqlite_url
         done = await client.wait_for_event("run.completed", timeout_s=5)
         command = await engine.store.get_command(session_id, "c1")
         assert command is not None and done.run_id == command.result["run_id"]
+
+
+async def test_a_retry_counts_against_the_open_runs_cap_like_a_message(sqlite_url: str) -> None:
+    settings = make_settings(sqlite_url, max_active_runs_per_user=1)
+    async with (
+        serve(settings) as server,
+        TetherClient(server.ws) as first,
+        TetherClient(server.ws) as second,
+    ):
+        ack = await first.send_message("/fail broken")
+        failed = str(ack.result["run_id"]) if ack.result else ""
+        await first.wait_for_event("run.failed", run_id=failed, timeout_s=10)
+        await second.send_message("/approve hold")  # open, waiting for a person
+        await second.wait_for_event("interrupt.requested", timeout_s=10)
+        ws, _ = await raw_connect(server, {"type": "hello", "session_id": first.session_id})
+        await send(ws, {"type": "retry", "id": "again", "run_id": failed})
+        [refused] = await replies(ws, 1)
+        assert (refused["type"], refused["code"]) == ("error", "quota_exceeded")
+        await ws.close()
+        run = await server.engine.store.get_run(failed)
+        assert run is not None and (run.status, run.attempt) == ("failed", 1)

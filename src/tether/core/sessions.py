@@ -350,7 +350,14 @@ class Sessions:
     async def retry(
         self, user: str, session_id: str, command_id: str, run_id: str | None
     ) -> tr.CommandResult:
-        request = tr.RetryRequest(session_id, user, command_id, run_id, self._limits.quota)
+        request = tr.RetryRequest(
+            session_id,
+            user,
+            command_id,
+            run_id,
+            self._limits.quota,
+            self._limits.max_open_runs_per_user,
+        )
         lease = self._runs.lease()
         return await self._command(
             session_id,

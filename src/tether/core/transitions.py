@@ -31,6 +31,7 @@ from tether.store.contract import (
     NewEvent,
     NotFound,
     RunRecord,
+    SessionRecord,
     StoreTx,
     new_id,
     utcnow,
@@ -82,6 +83,24 @@ async def refresh_status(tx: StoreTx, session_id: str) -> None:
 async def _replayed(tx: StoreTx, session_id: str, command_id: str) -> CommandResult | None:
     existing = await tx.get_command(session_id, command_id)
     return CommandResult(True, existing.result) if existing else None
+
+
+async def _begin_command(
+    tx: StoreTx, session_id: str, command_id: str
+) -> tuple[SessionRecord, CommandResult | None]:
+    """Lock the session row, so its commands apply one at a time on every store and
+    instance; with it, the stored result of a repeated id (``None`` for a new one)."""
+    session = await tx.lock_session(session_id)
+    if session is None:
+        raise NotFound(session_id)
+    return session, await _replayed(tx, session_id, command_id)
+
+
+async def _check_open_runs(tx: StoreTx, owner: str, max_open_runs: int, command_id: str) -> None:
+    if await tx.count_active_runs(owner) >= max_open_runs:
+        raise ProtocolError(
+            ErrorCode.QUOTA_EXCEEDED, f"at most {max_open_runs} open runs per user", command_id
+        )
 
 
 async def cancel_interrupts(tx: StoreTx, run_id: str, by: str) -> None:
@@ -139,10 +158,8 @@ class MessageRequest:
 
 async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> CommandResult:
     """Log the user message and start, queue, interrupt or reject by the busy policy."""
-    session = await tx.lock_session(req.session_id)
-    if session is None:
-        raise NotFound(req.session_id)
-    if (replay := await _replayed(tx, req.session_id, req.command_id)) is not None:
+    session, replay = await _begin_command(tx, req.session_id, req.command_id)
+    if replay is not None:
         return replay
     active = await tx.runs_by_status(req.session_id, RUN_ACTIVE)
     queued = await tx.runs_by_status(req.session_id, QUEUED)
@@ -153,12 +170,7 @@ async def admit_message(tx: StoreTx, req: MessageRequest, lease: Lease) -> Comma
     stopped: list[str] = []
     if busy and policy == "interrupt":
         stopped = [run.id for run in active if await _cancel(tx, run, "interrupt")]
-    if await tx.count_active_runs(req.owner) >= req.max_open_runs:
-        raise ProtocolError(
-            ErrorCode.QUOTA_EXCEEDED,
-            f"at most {req.max_open_runs} open runs per user",
-            req.command_id,
-        )
+    await _check_open_runs(tx, req.owner, req.max_open_runs, req.command_id)
     await charge_run(tx, req.owner, req.command_id, req.quota)
     start_now = not busy or policy == "interrupt"
     run = await _insert_run(tx, req, start_now, position=len(queued) + 1, lease=lease)
@@ -200,7 +212,7 @@ async def cancel_command(
     tx: StoreTx, session_id: str, command_id: str, run_id: str | None, by: str, lease: Lease
 ) -> CommandResult:
     """Cancel the named run, else the active one, else the oldest queued one."""
-    if (replay := await _replayed(tx, session_id, command_id)) is not None:
+    if (replay := (await _begin_command(tx, session_id, command_id))[1]) is not None:
         return replay
     target = await _cancel_target(tx, session_id, command_id, run_id)
     await _cancel(tx, target, by)
@@ -307,6 +319,7 @@ class RetryRequest:
     command_id: str
     run_id: str | None
     quota: DailyQuota = field(default_factory=DailyQuota)
+    max_open_runs: int = 8
 
 
 async def retry_command(tx: StoreTx, req: RetryRequest, lease: Lease) -> CommandResult:
@@ -314,9 +327,10 @@ async def retry_command(tx: StoreTx, req: RetryRequest, lease: Lease) -> Command
     checkpoint when it has one); a completed or open run is a ``conflict``. A retry
     counts as a run against the daily quota."""
     session_id, command_id = req.session_id, req.command_id
-    if (replay := await _replayed(tx, session_id, command_id)) is not None:
+    if (replay := (await _begin_command(tx, session_id, command_id))[1]) is not None:
         return replay
     target = await _retry_target(tx, session_id, command_id, req.run_id)
+    await _check_open_runs(tx, req.owner, req.max_open_runs, command_id)
     await charge_run(tx, req.owner, command_id, req.quota)
     busy = bool(await tx.runs_by_status(session_id, RUN_OPEN))
     status = "queued" if busy else "running"
