@@ -144,3 +144,16 @@ test("retry: offered for a retryable failure, a cancel or an interruption of the
   assert.equal(canRetry({ status: "interrupted" }), true);
   assert.equal(canRetry({ status: "completed" }), false);
 });
+
+test("a row is redrawn only when what it shows changes, or its activity time is stale", async () => {
+  const { rowChanged } = await import("../../src/tether/web/sessions.js");
+  const now = Date.parse("2026-01-01T12:00:00Z");
+  const entry = { id: "a", title: "t", status: "running", pending_interrupts: 0, version: 2,
+    updated_at: "2026-01-01T11:59:50Z" };
+  const same = { status: "running", pending_interrupts: 0, updated_at: "2026-01-01T12:00:00Z" };
+  assert.equal(rowChanged(entry, same, now), false, "a text delta changes nothing shown");
+  assert.equal(rowChanged(entry, { ...same, status: "waiting" }, now), true);
+  assert.equal(rowChanged(entry, { ...same, pending_interrupts: 1 }, now), true);
+  assert.equal(rowChanged(entry, { ...same, title: "new" }, now), true);
+  assert.equal(rowChanged({ ...entry, updated_at: "2026-01-01T11:58:00Z" }, same, now), true);
+});

@@ -40,6 +40,18 @@ export function patchSession(list, id, fields) {
   return found ? sortByActivity(next) : list;
 }
 
+const ROW_FIELDS = ["title", "status", "pending_interrupts", "version"];
+const ACTIVITY_REDRAW_MS = 30_000;
+
+/** Whether a row must be redrawn for `fields`: something it shows changed, or its last
+ * activity is old enough for the relative time (and the order) to move. A streamed reply
+ * sends many events that change nothing on the row. */
+export function rowChanged(entry, fields, nowMs = Date.now()) {
+  if (ROW_FIELDS.some((k) => k in fields && fields[k] !== entry[k])) return true;
+  const shown = Date.parse(entry.updated_at ?? "");
+  return Number.isNaN(shown) || nowMs - shown > ACTIVITY_REDRAW_MS;
+}
+
 /** "just now", "5 min ago", "3 h ago", "2 d ago", else the date. */
 export function relativeTime(iso, nowMs = Date.now()) {
   const t = Date.parse(iso ?? "");

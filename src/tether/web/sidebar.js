@@ -2,13 +2,15 @@
 import { textEl } from "./cards.js";
 import {
   SESSIONS_PAGE_SIZE, badgeText, checkTitle, mergeSessions, patchSession, relativeTime,
-  removeSession, statusText,
+  removeSession, rowChanged, statusText,
 } from "./sessions.js";
 
 export class SessionsPanel {
   #list = [];
   #cursor = null;
   #loaded = false;
+  #loading = null;
+  #missing = new Set();
 
   /** hooks: {api(path, init) → Response, currentId(), notify(text), deleted(id)} */
   constructor(doc, hooks) {
@@ -48,10 +50,21 @@ export class SessionsPanel {
 
   /** What the open session's own events say about it (title, status, pending count). */
   patch(id, fields) {
-    const known = this.#list.some((s) => s.id === id);
-    if (!known) return void this.load();
+    const entry = this.#list.find((s) => s.id === id);
+    if (!entry) return void this.#find(id);
+    if (!rowChanged(entry, fields)) return;
     this.#list = patchSession(this.#list, id, fields);
     this.draw();
+  }
+
+  /** Reload the list once for a session it lacks (at most one load in flight; a session
+   * still missing afterwards, e.g. beyond the first page, asks no more). */
+  #find(id) {
+    if (this.#loading || this.#missing.has(id)) return;
+    this.#loading = this.load().finally(() => {
+      this.#loading = null;
+      if (!this.#list.some((s) => s.id === id)) this.#missing.add(id);
+    });
   }
 
   draw() {
