@@ -25,6 +25,7 @@ from tether.protocol.errors import ErrorCode, ProtocolError
 from tether.protocol.events import EventKind, SessionData
 from tether.protocol.frames import Policy, SnapshotFrame
 from tether.store.contract import (
+    RUN_OPEN,
     EventRecord,
     NewEvent,
     NotFound,
@@ -267,7 +268,7 @@ class Sessions:
         open_runs = [
             r.id
             for r in await self._store.list_runs(session_id, 1_000)
-            if r.status in {"queued", "running", "waiting"}
+            if r.status in RUN_OPEN
         ]
         await self._runs.stop_local(open_runs)
         await self._store.write(lambda tx: tx.delete_session(session_id))
