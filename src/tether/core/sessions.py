@@ -266,9 +266,7 @@ class Sessions:
     async def delete(self, user: str, session_id: str, close_frame: Any) -> None:
         await self.owned(user, session_id)
         open_runs = [
-            r.id
-            for r in await self._store.list_runs(session_id, 1_000)
-            if r.status in RUN_OPEN
+            r.id for r in await self._store.list_runs(session_id, 1_000) if r.status in RUN_OPEN
         ]
         await self._runs.stop_local(open_runs)
         await self._store.write(lambda tx: tx.delete_session(session_id))
